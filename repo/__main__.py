@@ -1,0 +1,5 @@
+"""`python -m repo` is the `repo` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,259 @@
+"""Users, channels, memberships and tokens: their SQL and the rules that relate them.
+
+One function, `role_in`, decides what any caller may do in any channel; every URL form of
+every route goes through it.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from . import tokens
+from .db import now, transaction
+from .errors import Conflict, Invalid, NotFound
+
+ROLES = ("read", "write", "owner")
+SCOPES = ("read", "write")
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+# "t" would make /api/repo/t/<token>/... ambiguous with a channel named t.
+RESERVED_CHANNELS = {"t"}
+DURATION = re.compile(r"^(\d{1,6})([dhms])$")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+# Checked against when a user name is unknown, so a wrong name costs as long as a wrong password.
+_DUMMY_HASH = generate_password_hash("not a password")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a request acts as: a user, possibly through a token that narrows the user's rights."""
+
+    user_id: int
+    user_name: str
+    is_admin: bool
+    token_id: int | None = None
+    token_channel_id: int | None = None
+    token_scope: str | None = None
+
+    def describe(self) -> str:
+        return f"Token {self.token_id}" if self.token_id else f"User '{self.user_name}'"
+
+
+ANONYMOUS = None
+
+
+def rank(role: str | None) -> int:
+    return ROLES.index(role) + 1 if role else 0
+
+
+# --- users -------------------------------------------------------------------------------
+
+
+def create_user(db: sqlite3.Connection, name: str, password: str, admin: bool = False) -> int:
+    if not USER_NAME.match(name):
+        raise Invalid(f"Invalid user name '{name}': use letters, digits, '.', '_' or '-'")
+    if len(password) < 8:
+        raise Invalid("Password too short: use at least 8 characters")
+    try:
+        with transaction(db):
+            cursor = db.execute(
+                "INSERT INTO users (name, password_hash, is_admin, created) VALUES (?, ?, ?, ?)",
+                (name, generate_password_hash(password), int(admin), now()),
+            )
+    except sqlite3.IntegrityError:
+        raise Conflict(f"User '{name}' already exists") from None
+    return cursor.lastrowid
+
+
+def user_count(db: sqlite3.Connection) -> int:
+    return db.execute("SELECT count(*) FROM users").fetchone()[0]
+
+
+def get_user(db: sqlite3.Connection, name: str) -> sqlite3.Row:
+    row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        raise NotFound(f"User '{name}' not found")
+    return row
+
+
+def _identity(row: sqlite3.Row, token: sqlite3.Row | None = None) -> Identity:
+    return Identity(
+        user_id=row["id"],
+        user_name=row["name"],
+        is_admin=bool(row["is_admin"]),
+        token_id=token["id"] if token else None,
+        token_channel_id=token["channel_id"] if token else None,
+        token_scope=token["scope"] if token else None,
+    )
+
+
+def check_password(db: sqlite3.Connection, name: str, password: str) -> Identity | None:
+    """The user with this name and password, or None; as slow for unknown names."""
+    row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+    good = check_password_hash(row["password_hash"] if row else _DUMMY_HASH, password)
+    if row is None or not good or row["disabled"]:
+        return None
+    return _identity(row)
+
+
+# --- channels ----------------------------------------------------------------------------
+
+
+def create_channel(db: sqlite3.Connection, name: str, owner_id: int, public: bool = False) -> int:
+    if not NAME.match(name) or name in RESERVED_CHANNELS:
+        raise Invalid(
+            f"Invalid channel name '{name}': use lower-case letters, digits, '.', '_' or '-'"
+        )
+    try:
+        with transaction(db):
+            cursor = db.execute(
+                "INSERT INTO channels (name, public, created) VALUES (?, ?, ?)",
+                (name, int(public), now()),
+            )
+            db.execute(
+                "INSERT INTO memberships (channel_id, user_id, role) VALUES (?, ?, 'owner')",
+                (cursor.lastrowid, owner_id),
+            )
+    except sqlite3.IntegrityError:
+        raise Conflict(f"Channel '{name}' already exists") from None
+    return cursor.lastrowid
+
+
+def find_channel(db: sqlite3.Connection, name: str) -> sqlite3.Row | None:
+    return db.execute("SELECT * FROM channels WHERE name = ?", (name,)).fetchone()
+
+
+def grant(db: sqlite3.Connection, channel_id: int, user_id: int, role: str) -> None:
+    if role not in ROLES:
+        raise Invalid(f"Invalid role '{role}': use one of {', '.join(ROLES)}")
+    with transaction(db):
+        db.execute(
+            "INSERT INTO memberships (channel_id, user_id, role) VALUES (?, ?, ?)"
+            " ON CONFLICT (channel_id, user_id) DO UPDATE SET role = excluded.role",
+            (channel_id, user_id, role),
+        )
+
+
+def _member_role(db: sqlite3.Connection, identity: Identity, channel: sqlite3.Row) -> str | None:
+    if identity.is_admin:
+        return "owner"
+    row = db.execute(
+        "SELECT role FROM memberships WHERE channel_id = ? AND user_id = ?",
+        (channel["id"], identity.user_id),
+    ).fetchone()
+    return row["role"] if row else None
+
+
+def role_in(db: sqlite3.Connection, identity: Identity | None, channel: sqlite3.Row) -> str | None:
+    """What `identity` may do in `channel` right now: None, 'read', 'write' or 'owner'.
+
+    A token never has more rights than its user has at the moment it is used; a channel token
+    has none beyond what anybody has in any other channel.
+    """
+    public = "read" if channel["public"] else None
+    if identity is ANONYMOUS:
+        return public
+    if identity.token_channel_id is not None and identity.token_channel_id != channel["id"]:
+        return public
+    role = _member_role(db, identity, channel)
+    if identity.token_scope is not None:
+        role = min(role, identity.token_scope, key=rank) if role else None
+    return max(role, public, key=rank)
+
+
+# --- tokens ------------------------------------------------------------------------------
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90d`, `12h`, `30m` or `45s`."""
+    match = DURATION.match(text or "")
+    if not match:
+        raise Invalid(f"Invalid duration '{text}': use a number and d, h, m or s, e.g. 90d")
+    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+
+
+def create_token(
+    db: sqlite3.Connection,
+    user_id: int,
+    channel_id: int | None = None,
+    scope: str | None = None,
+    expires_in: timedelta | None = None,
+    label: str = "",
+) -> tuple[int, str]:
+    """Make a token and return (id, secret); the secret is not kept and cannot be shown again."""
+    if (channel_id is None) != (scope is None):
+        raise Invalid("A channel token needs both a channel and a scope (read or write)")
+    if scope is not None and scope not in SCOPES:
+        raise Invalid(f"Invalid scope '{scope}': use read or write")
+    secret = tokens.generate()
+    expires = None
+    if expires_in is not None:
+        expires = (datetime.now(UTC) + expires_in).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    with transaction(db):
+        cursor = db.execute(
+            "INSERT INTO tokens (hash, user_id, channel_id, scope, label, created, expires)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (tokens.digest(secret), user_id, channel_id, scope, label, now(), expires),
+        )
+    return cursor.lastrowid, secret
+
+
+class TokenRefused(Exception):
+    """A token that does not authenticate, with the reason to tell the client."""
+
+
+def check_token(db: sqlite3.Connection, secret: str) -> Identity:
+    """The identity a token acts as; raises TokenRefused saying why not."""
+    if not tokens.well_formed(secret):
+        raise TokenRefused("Invalid token")
+    # Looking up by the sha256 of the secret leaves no timing channel on the secret itself.
+    token = db.execute("SELECT * FROM tokens WHERE hash = ?", (tokens.digest(secret),)).fetchone()
+    if token is None:
+        raise TokenRefused("Invalid token")
+    if token["revoked"]:
+        raise TokenRefused(f"Token {token['id']} has been revoked")
+    stamp = now()
+    if token["expires"] and token["expires"] <= stamp:
+        raise TokenRefused(f"Token {token['id']} has expired")
+    user = db.execute("SELECT * FROM users WHERE id = ?", (token["user_id"],)).fetchone()
+    if user["disabled"]:
+        raise TokenRefused(f"Token {token['id']} belongs to a disabled user")
+    _touch(db, token, stamp)
+    return _identity(user, token)
+
+
+def _touch(db: sqlite3.Connection, token: sqlite3.Row, stamp: str) -> None:
+    # One write a minute per token is enough to say when it was last used.
+    if token["last_used"] and token["last_used"][:16] == stamp[:16]:
+        return
+    with transaction(db):
+        db.execute("UPDATE tokens SET last_used = ? WHERE id = ?", (stamp, token["id"]))
+
+
+def list_tokens(db: sqlite3.Connection, user_id: int | None = None) -> list[dict]:
+    rows = db.execute(
+        "SELECT tokens.*, users.name AS user, channels.name AS channel FROM tokens"
+        " JOIN users ON users.id = tokens.user_id"
+        " LEFT JOIN channels ON channels.id = tokens.channel_id"
+        " WHERE ? IS NULL OR tokens.user_id = ? ORDER BY tokens.id",
+        (user_id, user_id),
+    ).fetchall()
+    keys = ("id", "user", "channel", "scope", "label", "created", "last_used", "expires")
+    return [{**{key: row[key] for key in keys}, "revoked": row["revoked"]} for row in rows]
+
+
+def revoke_token(db: sqlite3.Connection, token_id: int) -> None:
+    with transaction(db):
+        cursor = db.execute(
+            "UPDATE tokens SET revoked = ? WHERE id = ? AND revoked IS NULL", (now(), token_id)
+        )
+    if (
+        cursor.rowcount == 0
+        and not db.execute("SELECT 1 FROM tokens WHERE id = ?", (token_id,)).fetchone()
+    ):
+        raise NotFound(f"Token {token_id} not found")

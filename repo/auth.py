@@ -1,0 +1,112 @@
+"""Who is asking: one identify() behind every way a client can present a credential.
+
+Flask-HTTPAuth reads the headers: Basic (`TOKEN:x-auth-token`, `__token__:TOKEN`, or a user
+name and password) and `X-Auth: TOKEN`. A token in the path (`/api/repo/t/TOKEN/...`,
+`/api/t/TOKEN/repo/...`) is taken out of the URL values before the view runs and wins over
+any header. No credential at all is the anonymous caller; a wrong one is always a 401.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, g, request
+from flask_httpauth import HTTPBasicAuth, HTTPTokenAuth, MultiAuth
+
+from . import accounts, responses
+from .accounts import ANONYMOUS, Identity, TokenRefused
+from .db import get_db
+from .errors import Forbidden, NotFound, Unauthorized
+
+REALM = "repo"
+TOKEN_PASSWORD = "x-auth-token"
+TOKEN_USERS = ("__token__", TOKEN_PASSWORD)
+CHALLENGE = {"WWW-Authenticate": f'Basic realm="{REALM}"'}
+
+basic = HTTPBasicAuth(realm=REALM)
+header = HTTPTokenAuth(header="X-Auth", realm=REALM)
+required = MultiAuth(basic, header)
+
+
+def _from_token(secret: str) -> Identity | None:
+    try:
+        return accounts.check_token(get_db(), secret)
+    except TokenRefused as refused:
+        g.auth_failure = str(refused)
+        return None
+
+
+def _path_token_identity() -> Identity | None:
+    return _from_token(g.path_token)
+
+
+@basic.verify_password
+def _verify_basic(username: str, password: str):
+    if "path_token" in g:
+        return _path_token_identity()
+    if not username and not password:
+        # Flask-HTTPAuth calls this without any Authorization header too: that is the
+        # anonymous caller. A header that is present but unreadable is a wrong credential.
+        return None if "Authorization" in request.headers else _Anonymous
+    if password == TOKEN_PASSWORD:
+        return _from_token(username)
+    if username in TOKEN_USERS:
+        return _from_token(password)
+    identity = accounts.check_password(get_db(), username, password)
+    if identity is None:
+        g.auth_failure = "Invalid user name or password"
+    return identity
+
+
+@header.verify_token
+def _verify_header(secret: str):
+    if "path_token" in g:
+        return _path_token_identity()
+    return _from_token(secret)
+
+
+class _AnonymousCaller:
+    """Truthy stand-in: Flask-HTTPAuth treats a falsy result as a failed login."""
+
+
+_Anonymous = _AnonymousCaller()
+
+
+@basic.error_handler
+@header.error_handler
+def _auth_error(status: int):
+    if status == 401:
+        message = g.pop("auth_failure", "Invalid or missing credentials")
+        return responses.error(401, message, CHALLENGE)
+    return responses.error(status, "Forbidden")
+
+
+def current_identity() -> Identity | None:
+    """The identity of this request, or ANONYMOUS."""
+    user = required.current_user()
+    return ANONYMOUS if user is _Anonymous or user is None else user
+
+
+def channel_for(name: str, need: str):
+    """The channel `name` if the caller may `need` ('read', 'write' or 'owner') in it.
+
+    Without a credential, a private channel and a missing one both answer 401, so names do
+    not leak; with one, both answer 404; a channel the caller can see but not change is 403.
+    """
+    db = get_db()
+    identity = current_identity()
+    channel = accounts.find_channel(db, name)
+    role = accounts.role_in(db, identity, channel) if channel is not None else None
+    if identity is ANONYMOUS and accounts.rank(role) < accounts.rank(need):
+        raise Unauthorized("Credentials required", headers=CHALLENGE)
+    if role is None:
+        raise NotFound(f"Channel '{name}' not found")
+    if accounts.rank(role) < accounts.rank(need):
+        verb = "upload to" if need == "write" else "manage"
+        raise Forbidden(f"{identity.describe()} may not {verb} channel '{name}'")
+    return channel
+
+
+def init_app(app: Flask) -> None:
+    @app.url_value_preprocessor
+    def _take_path_token(_endpoint, values):
+        if values and "token" in values:
+            g.path_token = values.pop("token")

@@ -1,0 +1,128 @@
+"""The content-addressed blob directory shared by the Python and R sides.
+
+A blob is written as a pending file inside `tmp/` while it is hashed, fsynced, then renamed
+to `ab/cd/<sha256>`: a reader never sees a partial blob, and identical content is stored once.
+A pending file that is not committed is removed, and `tmp/` holds nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+
+class PendingBlob:
+    """A file being received: written and hashed in one pass, then committed or discarded."""
+
+    def __init__(self, store: BlobStore):
+        self._store = store
+        fd, self.path = tempfile.mkstemp(dir=store.tmp_dir, prefix="upload-")
+        self._file = os.fdopen(fd, "w+b")
+        self._sha256 = hashlib.sha256()
+        self._blake2 = hashlib.blake2b(digest_size=32)
+        self._md5 = hashlib.md5(usedforsecurity=False)
+        self.size = 0
+        self.committed = False
+
+    # The file protocol werkzeug's form parser needs from a stream it spools an upload into.
+    def write(self, data: bytes) -> int:
+        self._file.write(data)
+        self._sha256.update(data)
+        self._blake2.update(data)
+        self._md5.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def read(self, size: int = -1) -> bytes:
+        return self._file.read(size)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def digests(self) -> dict[str, str]:
+        """The hex digests of everything written, by the names twine's form fields use."""
+        return {
+            "sha256": self._sha256.hexdigest(),
+            "blake2_256": self._blake2.hexdigest(),
+            "md5": self._md5.hexdigest(),
+        }
+
+    @property
+    def sha256(self) -> str:
+        return self._sha256.hexdigest()
+
+    def commit(self) -> str:
+        """Make the content durable under its sha256 path; return the sha256."""
+        sha256 = self.sha256
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        target = self._store.path(sha256)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.path, target)
+        self.committed = True
+        return sha256
+
+    def discard(self) -> None:
+        """Remove the pending file; harmless after commit or a previous discard."""
+        if not self._file.closed:
+            self._file.close()
+        if not self.committed:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+            self.committed = True
+
+    def close(self) -> None:
+        """Called by werkzeug when the request ends: a blob not committed by then is dropped."""
+        self.discard()
+
+    def __enter__(self) -> PendingBlob:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.discard()
+
+
+class BlobStore:
+    """Blobs by sha256 under one root directory; a narrow interface so callers stay unaware
+    of where bytes live."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.tmp_dir = self.root / "tmp"
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha256: str) -> Path:
+        if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
+            raise ValueError("not a sha256 hex digest")
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def begin(self) -> PendingBlob:
+        return PendingBlob(self)
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store a small piece of content (such as a wheel's METADATA); return its sha256."""
+        with self.begin() as pending:
+            pending.write(data)
+            return pending.commit()
+
+    def exists(self, sha256: str) -> bool:
+        return self.path(sha256).is_file()
+
+    def delete(self, sha256: str) -> None:
+        self.path(sha256).unlink(missing_ok=True)
+
+
+def init_app(app) -> None:
+    app.extensions["blobs"] = BlobStore(app.config["BLOB_DIR"])

@@ -1,0 +1,197 @@
+"""The `repo` command: serve, and administer users, channels, tokens and files.
+
+Errors go to stderr with exit status 1; `token create` prints the token alone on stdout so
+that `TOKEN=$(repo token create ...)` works.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+
+import click
+
+from . import accounts, create_app, files
+from .db import get_db
+from .errors import NotFound, RepoError
+
+
+class _Context:
+    def __init__(self, data_dir: str):
+        self.data_dir = data_dir
+        self._app = None
+
+    def db(self):
+        if self._app is None:
+            self._app = create_app({"DATA_DIR": self.data_dir})
+            self._app.app_context().push()
+        return get_db()
+
+
+def _channel(db, name: str):
+    channel = accounts.find_channel(db, name)
+    if channel is None:
+        raise NotFound(f"Channel '{name}' not found")
+    return channel
+
+
+@click.group()
+@click.option(
+    "--data-dir", envvar="REPO_DATA_DIR", default="./data", show_default=True,
+    help="Database and blob directory (REPO_DATA_DIR).",
+)  # fmt: skip
+@click.pass_context
+def cli(ctx: click.Context, data_dir: str) -> None:
+    """repo: private channels of Python and R packages."""
+    ctx.obj = _Context(data_dir)
+
+
+@cli.command()
+@click.option("--bind", envvar="REPO_BIND", default="127.0.0.1:8000", show_default=True)
+@click.option("--workers", envvar="REPO_WORKERS", type=int, default=2, show_default=True)
+@click.option("--threads", envvar="REPO_THREADS", type=int, default=8, show_default=True)
+@click.pass_obj
+def serve(obj: _Context, bind: str, workers: int, threads: int) -> None:
+    """Start the server (gunicorn); on a first start, create the user admin."""
+    from .server import Server, options
+
+    db = obj.db()
+    if accounts.user_count(db) == 0:
+        password = os.environ.get("REPO_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+        accounts.create_user(db, "admin", password, admin=True)
+        click.echo(f"Created user 'admin' with password: {password}")
+        click.echo("It is shown only this once.")
+    db.close()
+    click.echo(f"repo serving {obj.data_dir} at http://{bind}/", err=True)
+    Server(obj._app, options(bind, workers, threads)).run()
+
+
+@cli.group()
+def user() -> None:
+    """Users."""
+
+
+@user.command("create")
+@click.argument("name")
+@click.option("--password", help="Default: a random one, printed once.")
+@click.option("--admin", is_flag=True, help="May do everything in every channel.")
+@click.pass_obj
+def user_create(obj: _Context, name: str, password: str | None, admin: bool) -> None:
+    """Create a user."""
+    chosen = password or secrets.token_urlsafe(12)
+    accounts.create_user(obj.db(), name, chosen, admin)
+    click.echo(f"Created user '{name}'" + ("" if password else f" with password: {chosen}"))
+
+
+@cli.group()
+def channel() -> None:
+    """Channels."""
+
+
+@channel.command("create")
+@click.argument("name")
+@click.option("--owner", required=True, help="User who owns the channel.")
+@click.option("--public", is_flag=True, help="Readable without credentials.")
+@click.pass_obj
+def channel_create(obj: _Context, name: str, owner: str, public: bool) -> None:
+    """Create a channel (private unless --public)."""
+    db = obj.db()
+    accounts.create_channel(db, name, accounts.get_user(db, owner)["id"], public)
+    click.echo(f"Created {'public' if public else 'private'} channel '{name}'")
+
+
+@channel.command("grant")
+@click.argument("channel_name", metavar="CHANNEL")
+@click.argument("user_name", metavar="USER")
+@click.option("--role", required=True, type=click.Choice(accounts.ROLES))
+@click.pass_obj
+def channel_grant(obj: _Context, channel_name: str, user_name: str, role: str) -> None:
+    """Give a user a role in a channel."""
+    db = obj.db()
+    accounts.grant(db, _channel(db, channel_name)["id"], accounts.get_user(db, user_name)["id"],
+                   role)  # fmt: skip
+    click.echo(f"User '{user_name}' is now {role} in channel '{channel_name}'")
+
+
+@cli.group()
+def token() -> None:
+    """Tokens."""
+
+
+@token.command("create")
+@click.argument("user_name", metavar="USER")
+@click.option("--channel", "channel_name", help="Make a channel token for this channel.")
+@click.option("--scope", type=click.Choice(accounts.SCOPES), help="read or write.")
+@click.option("--expires-in", help="A duration: 90d, 12h, 30m or 45s.")
+@click.option("--label", default="", help="What the token is for.")
+@click.pass_obj
+def token_create(obj: _Context, user_name: str, channel_name: str | None, scope: str | None,
+                 expires_in: str | None, label: str) -> None:  # fmt: skip
+    """Create a token and print it (only this once)."""
+    db = obj.db()
+    user_id = accounts.get_user(db, user_name)["id"]
+    channel_id = _channel(db, channel_name)["id"] if channel_name else None
+    expires = accounts.parse_duration(expires_in) if expires_in else None
+    _, secret = accounts.create_token(db, user_id, channel_id, scope, expires, label)
+    click.echo(secret)
+
+
+@token.command("list")
+@click.argument("user_name", metavar="[USER]", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_obj
+def token_list(obj: _Context, user_name: str | None, as_json: bool) -> None:
+    """List tokens (never their secrets)."""
+    db = obj.db()
+    user_id = accounts.get_user(db, user_name)["id"] if user_name else None
+    rows = accounts.list_tokens(db, user_id)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        where = f"{row['channel']}:{row['scope']}" if row["channel"] else "user"
+        state = "revoked" if row["revoked"] else f"expires {row['expires'] or 'never'}"
+        click.echo(f"{row['id']:>5}  {row['user']:<16} {where:<24} {state:<40} {row['label']}")
+
+
+@token.command("revoke")
+@click.argument("token_id", type=int)
+@click.pass_obj
+def token_revoke(obj: _Context, token_id: int) -> None:
+    """Revoke a token; it is refused from the next request on."""
+    accounts.revoke_token(obj.db(), token_id)
+    click.echo(f"Revoked token {token_id}")
+
+
+@cli.command()
+@click.argument("channel_name", metavar="CHANNEL")
+@click.argument("filename")
+@click.option("--reason", default="", help="Shown to pip and uv users.")
+@click.pass_obj
+def yank(obj: _Context, channel_name: str, filename: str, reason: str) -> None:
+    """Yank a file (PEP 592): installers skip it unless it is pinned exactly."""
+    db = obj.db()
+    files.set_yanked(db, _channel(db, channel_name)["id"], filename, True, reason)
+    click.echo(f"Yanked {filename}")
+
+
+@cli.command()
+@click.argument("channel_name", metavar="CHANNEL")
+@click.argument("filename")
+@click.pass_obj
+def unyank(obj: _Context, channel_name: str, filename: str) -> None:
+    """Undo a yank."""
+    db = obj.db()
+    files.set_yanked(db, _channel(db, channel_name)["id"], filename, False, None)
+    click.echo(f"Unyanked {filename}")
+
+
+def main() -> None:
+    """Entry point of the `repo` console script."""
+    try:
+        cli(standalone_mode=True)
+    except RepoError as error:
+        click.echo(f"repo: {error.message}", err=True)
+        sys.exit(1)

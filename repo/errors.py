@@ -1,0 +1,87 @@
+"""The one exception family for client mistakes and the one handler that answers them.
+
+Every 4xx carries its message twice: in the reason phrase (twine prints only that) and in a
+one-line text body (uv publish and curl print that). R prints neither, so it is logged too.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+log = logging.getLogger("repo")
+
+_UNSAFE = re.compile(r"[^\x20-\x7e]")
+REASON_LIMIT = 200
+
+
+class RepoError(Exception):
+    """A request the server refuses, with the status and a message that names what was wrong."""
+
+    status = 400
+
+    def __init__(self, message: str, status: int | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        self.headers = headers or {}
+
+
+class Invalid(RepoError):
+    status = 400
+
+
+class Unauthorized(RepoError):
+    status = 401
+
+
+class Forbidden(RepoError):
+    status = 403
+
+
+class NotFound(RepoError):
+    status = 404
+
+
+class Conflict(RepoError):
+    status = 409
+
+
+class Gone(RepoError):
+    status = 410
+
+
+class TooLarge(RepoError):
+    status = 413
+
+
+def one_line(text: str, limit: int = REASON_LIMIT) -> str:
+    """ASCII, no control characters, at most `limit` characters.
+
+    gunicorn answers 500 for a reason phrase with a non-latin-1 character or CR/LF, and twine
+    re-sends the whole file five times on any 5xx, so the phrase must always be safe.
+    """
+    cleaned = _UNSAFE.sub("?", text.replace("\r", " ").replace("\n", " ")).strip()
+    return cleaned[: limit - 3] + "..." if len(cleaned) > limit else cleaned
+
+
+def init_app(app) -> None:
+    """Install the handlers that turn RepoError and werkzeug's HTTP errors into one shape."""
+    from werkzeug.exceptions import HTTPException
+
+    from . import responses
+
+    @app.errorhandler(RepoError)
+    def handle_repo_error(error: RepoError):
+        log.info("refused %s: %s", error.status, one_line(error.message, 500))
+        return responses.error(error.status, error.message, error.headers)
+
+    @app.errorhandler(HTTPException)
+    def handle_http_exception(error: HTTPException):
+        if error.code == 413:
+            limit = app.config["MAX_CONTENT_LENGTH"]
+            message = f"File too large: limit is {limit // (1024 * 1024)} MB"
+        else:
+            message = error.description or error.name
+        return responses.error(error.code or 500, message)

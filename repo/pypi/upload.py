@@ -1,0 +1,109 @@
+"""twine's and uv's upload protocol ("legacy" API): validate everything, then publish.
+
+The order is Warehouse's: check the form, verify every digest sent against what was hashed
+while streaming, answer an identical re-upload 200 before reading the archive, read the core
+metadata from the file itself (never trust the form), commit the blob, then the row.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from flask import current_app
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+from werkzeug.datastructures import MultiDict
+
+from .. import files, responses
+from ..accounts import Identity
+from ..blobs import PendingBlob
+from ..db import get_db
+from ..errors import Gone, Invalid
+from . import metadata
+
+KIND = "pypi"
+DIGESTS = {"sha256_digest": ("sha256", 64), "blake2_256_digest": ("blake2_256", 64),
+           "md5_digest": ("md5", 32)}  # fmt: skip
+IDENTICAL = "File already exists (identical content)"
+HEX = re.compile(r"^[0-9a-fA-F]+$")
+
+
+def handle(channel, identity: Identity, form: MultiDict,
+           uploaded: Callable[[str], tuple[PendingBlob, str] | None]):  # fmt: skip
+    """Answer one twine/uv upload request to `channel`."""
+    _check_action(form)
+    part = uploaded("content")
+    if part is None:
+        raise Invalid("Upload payload does not have a file")
+    pending, filename = part
+    filetype = metadata.filetype_for(filename)
+    if form.get("filetype", filetype) != filetype:
+        raise Invalid(f"filetype '{form['filetype']}' does not match '{filename}'")
+    _check_digests(form, pending)
+
+    db = get_db()
+    if files.existing(db, channel["id"], _describe(filename, pending)):
+        return responses.text(IDENTICAL)
+
+    pending.flush()
+    dist = metadata.read_distribution(pending.path, filename)
+    _check_form_matches(form, dist)
+    blobs = current_app.extensions["blobs"]
+    metadata_sha256 = blobs.put_bytes(dist.metadata) if dist.metadata is not None else None
+    sha256 = pending.commit()
+    new = files.NewFile(
+        kind=KIND, name=dist.normalized, display_name=dist.name, version=dist.version,
+        filename=filename, sha256=sha256, size=pending.size,
+        requires_python=dist.requires_python, metadata_sha256=metadata_sha256,
+        metadata=dist.fields,
+    )  # fmt: skip
+    if not files.publish(db, channel["id"], new, identity.user_id):
+        return responses.text(IDENTICAL)
+    return responses.text(f"Uploaded {filename} to channel '{channel['name']}'")
+
+
+def _check_action(form: MultiDict) -> None:
+    action = form.get(":action", "")
+    if action in ("submit", "doc_upload"):
+        raise Gone(f"Unsupported :action '{action}': upload distribution files instead")
+    if action != "file_upload":
+        raise Invalid(f"Unsupported :action '{action}'")
+    if form.get("protocol_version", "1") != "1":
+        raise Invalid("Unknown protocol version")
+
+
+def _check_digests(form: MultiDict, pending: PendingBlob) -> None:
+    sent = {field: form[field].strip() for field in DIGESTS if form.get(field, "").strip()}
+    if not sent:
+        raise Invalid("Include at least one message digest (sha256_digest)")
+    computed = pending.digests()
+    for field, value in sent.items():
+        name, length = DIGESTS[field]
+        if len(value) != length or not HEX.match(value):
+            raise Invalid(f"Invalid {field}: use a hex-encoded {name} digest")
+        if value.lower() != computed[name]:
+            raise Invalid(
+                "The digest supplied does not match a digest calculated from the uploaded file"
+            )
+
+
+def _describe(filename: str, pending: PendingBlob) -> files.NewFile:
+    """Enough of a NewFile to ask whether its name is taken, before the archive is read."""
+    return files.NewFile(KIND, "", "", "", filename, pending.sha256, pending.size)
+
+
+def _check_form_matches(form: MultiDict, dist: metadata.Distribution) -> None:
+    name = form.get("name", "").strip()
+    if name and canonicalize_name(name) != dist.normalized:
+        raise Invalid(f"Form field name '{name}' does not match file metadata '{dist.name}'")
+    version = form.get("version", "").strip()
+    if version:
+        try:
+            same = Version(version) == Version(dist.version)
+        except InvalidVersion:
+            same = False
+        if not same:
+            raise Invalid(
+                f"Form field version '{version}' does not match file metadata '{dist.version}'"
+            )

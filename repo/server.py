@@ -1,0 +1,39 @@
+"""Serving with gunicorn: gthread workers, so a slow 1 GB upload or download is not killed by
+the worker timeout (the heartbeat runs beside the request threads), and a redacting log."""
+
+from __future__ import annotations
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+
+def options(bind: str, workers: int, threads: int) -> dict:
+    return {
+        "bind": bind,
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": threads,
+        "timeout": 120,
+        "graceful_timeout": 30,
+        "keepalive": 5,
+        "accesslog": "-",
+        "errorlog": "-",
+        "logger_class": "repo.logs.RedactingLogger",
+        "control_socket_disable": True,
+    }
+
+
+class Server(BaseApplication):
+    """gunicorn running an application object made by create_app()."""
+
+    def __init__(self, app: Flask, settings: dict):
+        self.application = app
+        self.settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.settings.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return self.application

@@ -1,0 +1,71 @@
+"""Fixtures shared by unit and e2e tests: the app on a fresh data dir, and a `repo` helper
+that makes users, channels and tokens the way an admin would."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from repo import accounts, create_app
+from repo.db import get_db
+
+TESTS = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items):
+    """Every test lives in unit/ or e2e/: the folder says whether a live server is involved."""
+    for item in items:
+        folder = Path(item.fspath).relative_to(TESTS).parts[0]
+        if folder not in ("unit", "e2e"):
+            raise pytest.UsageError(f"{item.nodeid}: tests belong in tests/unit or tests/e2e")
+        item.add_marker(getattr(pytest.mark, folder))
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = create_app({"DATA_DIR": str(tmp_path / "data"), "TESTING": True})
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@dataclass
+class Made:
+    """A user with a channel of their own and a token for it."""
+
+    user: str
+    user_id: int
+    channel: str
+    channel_id: int
+
+
+class RepoHelper:
+    """Makes accounts directly in the database of an app (flaskr's AuthActions)."""
+
+    def __init__(self, db):
+        self.db = db
+
+    def user(self, name: str, admin: bool = False) -> int:
+        return accounts.create_user(self.db, name, f"{name}-password", admin)
+
+    def channel(self, name: str, owner_id: int, public: bool = False) -> int:
+        return accounts.create_channel(self.db, name, owner_id, public)
+
+    def token(self, user_id: int, channel_id: int | None = None, scope: str | None = None,
+              **options) -> str:  # fmt: skip
+        return accounts.create_token(self.db, user_id, channel_id, scope, **options)[1]
+
+    def owner_with_channel(self, user: str, channel: str, public: bool = False) -> Made:
+        user_id = self.user(user)
+        return Made(user, user_id, channel, self.channel(channel, user_id, public))
+
+
+@pytest.fixture
+def repo(app):
+    return RepoHelper(get_db())

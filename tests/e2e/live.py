@@ -1,0 +1,147 @@
+"""The live server, the sandboxed client environment and the locally built distributions
+that the end-to-end tests drive."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+ADMIN_PASSWORD = "admin-password-for-tests"
+STARTUP_DEADLINE = 30
+
+
+def tool(name: str) -> str:
+    """The path of a client the tests drive; a missing one fails, it is never skipped."""
+    path = shutil.which(name, path=str(BIN)) or shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: `make test` installs it (pip install -e '.[test]')")
+    return path
+
+
+class LiveServer:
+    """`repo serve` on 127.0.0.1 with a port the OS chose, on a data dir of its own."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self.log_path = data_dir.parent / f"{data_dir.name}.log"
+        env = {**os.environ, "REPO_ADMIN_PASSWORD": ADMIN_PASSWORD, "REPO_DATA_DIR": ""}
+        self._log = open(self.log_path, "w+b")  # noqa: SIM115 - open for the server's lifetime
+        self.process = subprocess.Popen(
+            [tool("repo"), "--data-dir", str(data_dir), "serve", "--bind", "127.0.0.1:0",
+             "--workers", "2"],
+            stdout=self._log, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+        self.url = self._wait_until_listening()
+
+    def _wait_until_listening(self) -> str:
+        deadline = time.monotonic() + STARTUP_DEADLINE
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"server exited:\n{self.log()}"
+            match = re.search(r"Listening at: (http://127\.0\.0\.1:\d+)", self.log())
+            if match:
+                try:
+                    urllib.request.urlopen(match[1] + "/healthz", timeout=5).read()
+                    return match[1]
+                except OSError:
+                    pass
+            time.sleep(0.1)
+        raise AssertionError(f"server did not start in {STARTUP_DEADLINE}s:\n{self.log()}")
+
+    @property
+    def host(self) -> str:
+        return self.url.removeprefix("http://")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def cli(self, *args: str) -> str:
+        """Run the `repo` command on this server's data dir; return its stdout."""
+        result = subprocess.run(
+            [tool("repo"), "--data-dir", str(self.data_dir), *args],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    def query(self, sql: str, *params) -> list[tuple]:
+        with sqlite3.connect(self.data_dir / "repo.sqlite3") as connection:
+            return connection.execute(sql, params).fetchall()
+
+    def blobs(self) -> set[str]:
+        root = self.data_dir / "blobs"
+        return {p.name for p in root.glob("??/??/*")}
+
+    def pending(self) -> list[str]:
+        return os.listdir(self.data_dir / "blobs" / "tmp")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+        self._log.close()
+
+
+def run(args: list[str], env: dict[str, str], timeout: int = 120):
+    """Run a client; never through a shell."""
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+class Dists:
+    """Builds small real projects with setuptools (`python -m build --no-isolation`), once."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.built: dict[tuple, list[Path]] = {}
+
+    def build(self, name: str, version: str, dependencies: tuple[str, ...] = (),
+              requires_python: str | None = None, readme: str = "", variant: str = ""):  # fmt: skip
+        """[wheel, sdist] of the project; `variant` changes the content, not the filenames."""
+        key = (name, version, dependencies, requires_python, len(readme), variant)
+        if key not in self.built:
+            self.built[key] = self._build(key, name, version, dependencies, requires_python,
+                                          readme, variant)  # fmt: skip
+        return self.built[key]
+
+    def _build(self, key, name, version, dependencies, requires_python, readme, variant):
+        source = self.root / f"src-{len(self.built)}"
+        module = re.sub(r"[-_.]+", "_", name).lower()
+        (source / module).mkdir(parents=True)
+        (source / module / "__init__.py").write_text(f"NAME = {name!r}\nVARIANT = {variant!r}\n")
+        (source / "README.md").write_text(readme or f"# {name}\n")
+        project = textwrap.dedent(f"""\
+            [build-system]
+            requires = ["setuptools>=68"]
+            build-backend = "setuptools.build_meta"
+            [project]
+            name = "{name}"
+            version = "{version}"
+            description = "Test project {name}"
+            readme = "README.md"
+            dependencies = {list(dependencies)!r}
+            """)
+        if requires_python:
+            project += f'requires-python = "{requires_python}"\n'
+        project += f'[tool.setuptools]\npackages = ["{module}"]\n'
+        (source / "pyproject.toml").write_text(project)
+        out = source / "dist"
+        result = subprocess.run(
+            [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(source)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        wheel = next(out.glob("*.whl"))
+        return [wheel, next(out.glob("*.tar.gz"))]
