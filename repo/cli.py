@@ -64,7 +64,7 @@ def serve(obj: _Context, bind: str, workers: int, threads: int) -> None:
         click.echo(f"Created user 'admin' with password: {password}")
         click.echo("It is shown only this once.")
     db.close()
-    click.echo(f"repo serving {obj.data_dir} at http://{bind}/", err=True)
+    click.echo(f"repo serving data from {obj.data_dir}")
     Server(obj._app, options(bind, workers, threads)).run()
 
 

@@ -20,7 +20,14 @@ def options(bind: str, workers: int, threads: int) -> dict:
         "errorlog": "-",
         "logger_class": "repo.logs.RedactingLogger",
         "control_socket_disable": True,
+        "when_ready": _announce,
     }
+
+
+def _announce(arbiter) -> None:
+    """Say where the server is, with the port the OS chose when the bind asked for port 0."""
+    for listener in arbiter.LISTENERS:
+        print(f"repo is ready at {listener}/", flush=True)
 
 
 class Server(BaseApplication):

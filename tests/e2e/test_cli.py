@@ -1,0 +1,99 @@
+"""The `repo` command as an admin runs it: each subcommand against a real data dir, output
+on stdout, errors on stderr with a non-zero exit, and the first start of `repo serve`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from .live import ADMIN_PASSWORD, LiveServer, tool
+
+
+def repo(data_dir, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([tool("repo"), "--data-dir", str(data_dir), *args],
+                          capture_output=True, text=True, timeout=60, env=env)  # fmt: skip
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    data = tmp_path / "data"
+    assert repo(data, "user", "create", "alice", "--password", "alice-password").returncode == 0
+    assert repo(data, "channel", "create", "dev", "--owner", "alice").returncode == 0
+    return data
+
+
+def test_token_create_prints_the_token_alone(data_dir):
+    result = repo(data_dir, "token", "create", "alice", "--channel", "dev", "--scope", "read",
+                  "--expires-in", "90d", "--label", "laptop")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rp-") and len(lines[0]) == 52
+
+
+def test_token_list_json_has_every_field_and_no_secret(data_dir):
+    secret = repo(data_dir, "token", "create", "alice", "--label", "ci").stdout.strip()
+    repo(data_dir, "token", "create", "alice", "--channel", "dev", "--scope", "write")
+    result = repo(data_dir, "token", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    tokens = json.loads(result.stdout)
+    assert secret not in result.stdout
+    assert [(t["user"], t["channel"], t["scope"], t["label"]) for t in tokens] == [
+        ("alice", None, None, "ci"),
+        ("alice", "dev", "write", ""),
+    ]
+    for token in tokens:
+        assert {"id", "user", "channel", "scope", "label", "created", "last_used", "expires",
+                "revoked"} <= set(token)  # fmt: skip
+        assert token["revoked"] is None and token["last_used"] is None
+
+
+def test_token_revoke_marks_the_token(data_dir):
+    repo(data_dir, "token", "create", "alice")
+    assert repo(data_dir, "token", "revoke", "1").returncode == 0
+    assert json.loads(repo(data_dir, "token", "list", "alice", "--json").stdout)[0]["revoked"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["user", "create", "alice", "--password", "another-password"], "already exists"),
+        (["user", "create", "carol", "--password", "short"], "Password too short"),
+        (["channel", "create", "Bad Name", "--owner", "alice"], "Invalid channel name"),
+        (["channel", "create", "t", "--owner", "alice"], "Invalid channel name"),
+        (["channel", "create", "x", "--owner", "nobody"], "User 'nobody' not found"),
+        (["channel", "grant", "nope", "alice", "--role", "read"], "Channel 'nope' not found"),
+        (["token", "create", "alice", "--channel", "dev"], "needs both a channel and a scope"),
+        (["token", "create", "alice", "--expires-in", "soon"], "Invalid duration 'soon'"),
+        (["token", "revoke", "99"], "Token 99 not found"),
+        (["yank", "dev", "nope-1.0.tar.gz"], "File 'nope-1.0.tar.gz' not found"),
+    ],
+)
+def test_errors_go_to_stderr_with_nonzero_exit(data_dir, args, message):
+    result = repo(data_dir, *args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_first_start_creates_admin_once(tmp_path):
+    server = LiveServer(tmp_path / "data")
+    try:
+        assert f"Created user 'admin' with password: {ADMIN_PASSWORD}" in server.log()
+        assert f"repo is ready at {server.url}/" in server.log()
+    finally:
+        server.stop()
+    again = LiveServer(tmp_path / "data")
+    try:
+        assert "Created user 'admin'" not in again.log()
+    finally:
+        again.stop()
+
+
+def test_python_dash_m_repo_is_the_same_command(data_dir):
+    result = subprocess.run([tool("python"), "-m", "repo", "--data-dir", str(data_dir),
+                             "token", "list", "--json"], capture_output=True, text=True,
+                            timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
