@@ -5,7 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve test lint venv test-deps system-deps clean
+# What the end-to-end tests drive besides the Python tools: real R (with a compiler for the
+# package with C code, and remotes for install_version) and curl.
+TEST_PACKAGES := r-base-core r-base-dev r-cran-remotes curl
+TEST_COMMANDS := Rscript cc curl
+
+.PHONY: serve test lint venv test-deps system-deps system-test-deps clean
 
 # Debian ships venv and ensurepip in python3-venv; install it only when it is missing.
 system-deps:
@@ -23,7 +28,16 @@ venv: $(BIN)/repo
 serve: venv
 	$(BIN)/repo serve
 
-$(VENV)/.test-deps: setup.cfg | venv
+# apt-get runs only when a command is missing, and `apt-get update` once before it.
+system-test-deps:
+	@missing=""; for c in $(TEST_COMMANDS); do command -v $$c >/dev/null || missing=1; done; \
+	 Rscript -e 'quit(status = !requireNamespace("remotes", quietly = TRUE))' 2>/dev/null || missing=1; \
+	 if [ -n "$$missing" ]; then \
+	   $(SUDO) apt-get update && \
+	   DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $(TEST_PACKAGES); \
+	 fi
+
+$(VENV)/.test-deps: setup.cfg | venv system-test-deps
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 

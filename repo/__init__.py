@@ -16,6 +16,7 @@ PREFIXES = {
 def create_app(test_config: dict | None = None) -> Flask:
     """The application: configuration, storage, auth, then the blueprints, in that order."""
     from . import auth, blobs, config, db, errors, logs, upload
+    from .cran import routes as cran_routes
     from .pypi import routes as pypi_routes
 
     app = Flask(__name__, template_folder="../templates", static_folder="../static")
@@ -26,7 +27,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.init_app(app)
     auth.init_app(app)
     upload.init_app(app)
-    for blueprint in (upload.bp, pypi_routes.bp):
+    for blueprint in (upload.bp, pypi_routes.bp, cran_routes.bp):
         for suffix, prefix in PREFIXES.items():
             app.register_blueprint(blueprint, url_prefix=prefix, name=blueprint.name + suffix)
 

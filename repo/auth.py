@@ -21,8 +21,17 @@ TOKEN_PASSWORD = "x-auth-token"
 TOKEN_USERS = ("__token__", TOKEN_PASSWORD)
 CHALLENGE = {"WWW-Authenticate": f'Basic realm="{REALM}"'}
 
+
+class _HeaderTokenAuth(HTTPTokenAuth):
+    """`X-Auth: TOKEN`, unless the path carries a token: then MultiAuth falls back to Basic,
+    whose verifier reads the path token (an empty X-Auth would otherwise end in a 401)."""
+
+    def is_compatible_auth(self, headers) -> bool:
+        return "path_token" not in g and super().is_compatible_auth(headers)
+
+
 basic = HTTPBasicAuth(realm=REALM)
-header = HTTPTokenAuth(header="X-Auth", realm=REALM)
+header = _HeaderTokenAuth(header="X-Auth", realm=REALM)
 required = MultiAuth(basic, header)
 
 
@@ -108,5 +117,9 @@ def channel_for(name: str, need: str):
 def init_app(app: Flask) -> None:
     @app.url_value_preprocessor
     def _take_path_token(_endpoint, values):
+        # `g` outlives the request when an app context was pushed around it (the test client
+        # reuses one): start every request without the last one's credential.
+        g.pop("path_token", None)
+        g.pop("auth_failure", None)
         if values and "token" in values:
             g.path_token = values.pop("token")

@@ -90,8 +90,8 @@ class PendingBlob:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            self.discard()
+        # On an exception or not: what the block did not commit is dropped (harmless after commit).
+        self.discard()
 
 
 class BlobStore:

@@ -10,6 +10,7 @@ from flask import Blueprint, Flask, Request, current_app, request
 
 from . import auth
 from .blobs import PendingBlob
+from .cran import upload as cran_upload
 from .errors import Invalid
 from .pypi import upload as pypi_upload
 
@@ -51,7 +52,7 @@ def upload(channel: str):
     if ":action" in form:
         return pypi_upload.handle(target, auth.current_identity(), form, uploaded_blob)
     if "filetype" in form:
-        raise Invalid(f"Unknown filetype '{form['filetype']}'")
+        return cran_upload.handle(target, auth.current_identity(), form, uploaded_blob)
     raise Invalid("Missing form field ':action' (Python) or 'filetype' (R)")
 
 

@@ -95,9 +95,9 @@ class LiveServer:
         self._log.close()
 
 
-def run(args: list[str], env: dict[str, str], timeout: int = 120):
+def run(args: list[str], env: dict[str, str], timeout: int = 120, cwd: Path | None = None):
     """Run a client; never through a shell."""
-    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
 class Dists:
@@ -145,3 +145,31 @@ class Dists:
         assert result.returncode == 0, result.stdout + result.stderr
         wheel = next(out.glob("*.whl"))
         return [wheel, next(out.glob("*.tar.gz"))]
+
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "r"
+R_TIMEOUT = 300
+
+
+def rscript(code: str, env: dict[str, str], timeout: int = R_TIMEOUT):
+    """Run R code with `Rscript -e`; R is a real dependency, never skipped."""
+    return run([tool("Rscript"), "--vanilla", "-e", code], env, timeout)
+
+
+def r_build(out: Path) -> dict[str, Path]:
+    """`R CMD build` every fixture package into `out`, and `R CMD INSTALL --build` the binary
+    of abc 2.1 and of abcc; return the archives by file name."""
+    out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "HOME": str(out)}
+    for source in sorted(FIXTURES.iterdir()):
+        if source.is_dir():
+            built = run([tool("R"), "CMD", "build", "--no-manual", "--no-build-vignettes",
+                         str(source)], env, R_TIMEOUT, cwd=out)  # fmt: skip
+            assert built.returncode == 0, built.stdout + built.stderr
+    library = out / "lib"
+    library.mkdir()
+    for tarball in ("abc_2.1.tar.gz", "abcc_0.1-1.tar.gz"):
+        binary = run([tool("R"), "CMD", "INSTALL", "--build", "-l", str(library), tarball],
+                     env, R_TIMEOUT, cwd=out)  # fmt: skip
+        assert binary.returncode == 0, binary.stdout + binary.stderr
+    return {p.name: p for p in out.iterdir() if p.is_file()}

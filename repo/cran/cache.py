@@ -1,0 +1,119 @@
+"""A channel's CRAN index files, built once per channel revision and then served from disk.
+
+PACKAGES, PACKAGES.gz, PACKAGES.rds (and src/contrib's Meta/archive.rds) of one contrib
+directory are written together from one database snapshot, so the three always agree (R reads
+only the .rds, pak only the .gz). They live under `DATA_DIR/cache/cran/<channel>/r<revision>/`:
+an upload, yank or delete bumps the revision, and the next request builds the new set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+from calendar import timegm
+from pathlib import Path
+from time import strptime
+
+from . import index, rds
+from .description import version_key
+from .paths import ARCHIVE_INDEX, SOURCE_DIR
+
+ETAGS = "etags.json"
+# The file name R asks for when PACKAGES has no File field (cran.md §2.4).
+DEFAULT_EXTENSION = {"src": ".tar.gz", "bin/windows": ".zip", "bin/macosx": ".tgz"}
+
+
+def index_file(db: sqlite3.Connection, root: Path, channel_id: int, subdir: str,
+               name: str) -> tuple[Path, str]:  # fmt: skip
+    """The path and strong ETag of one index file of `subdir`, building the set if needed."""
+    db.execute("BEGIN")
+    try:
+        revision = db.execute(
+            "SELECT revision FROM channels WHERE id = ?", (channel_id,)
+        ).fetchone()[0]
+        directory = root / str(channel_id) / f"r{revision}" / subdir
+        if not (directory / ETAGS).is_file():
+            rows = db.execute(
+                "SELECT * FROM files WHERE channel_id = ? AND kind = 'cran' AND subdir = ?"
+                " AND yanked = 0",
+                (channel_id, subdir),
+            ).fetchall()
+            _build(directory, subdir, rows)
+            _forget_older(root / str(channel_id), revision)
+    finally:
+        db.execute("COMMIT")
+    etags = json.loads((directory / ETAGS).read_text())
+    return directory / name, etags[name]
+
+
+def _build(directory: Path, subdir: str, rows: list[sqlite3.Row]) -> None:
+    latest, older = _split_latest(rows)
+    entries = [index.Entry(json.loads(row["metadata"]), _file_field(row, subdir))
+               for row in latest]  # fmt: skip
+    built = index.build(entries, binary=subdir != SOURCE_DIR)
+    contents = {
+        "PACKAGES": built.packages,
+        "PACKAGES.gz": built.packages_gz,
+        "PACKAGES.rds": built.packages_rds,
+    }
+    if subdir == SOURCE_DIR:
+        contents[ARCHIVE_INDEX] = rds.archive_index(_archive(older))
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=".build-"))
+    try:
+        for name, data in contents.items():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            (staging / name).write_bytes(data)
+        etags = {name: hashlib.sha256(data).hexdigest()[:32] for name, data in contents.items()}
+        (staging / ETAGS).write_text(json.dumps(etags))
+        os.rename(staging, directory)
+    except OSError:
+        # Another worker built the same revision first: its files are identical.
+        shutil.rmtree(staging, ignore_errors=True)
+        if not (directory / ETAGS).is_file():
+            raise
+
+
+def _split_latest(rows: list[sqlite3.Row]) -> tuple[list[sqlite3.Row], list[sqlite3.Row]]:
+    """The highest version of each package, by name; and all the others."""
+    by_package: dict[str, list[sqlite3.Row]] = {}
+    for row in rows:
+        by_package.setdefault(json.loads(row["metadata"])["Package"], []).append(row)
+    latest, older = [], []
+    for name in sorted(by_package):
+        ranked = sorted(by_package[name], key=lambda r: version_key(r["version"]))
+        latest.append(ranked[-1])
+        older.extend(ranked[:-1])
+    return latest, older
+
+
+def _file_field(row: sqlite3.Row, subdir: str) -> str | None:
+    package = json.loads(row["metadata"])["Package"]
+    tree = "src" if subdir == SOURCE_DIR else "/".join(subdir.split("/")[:2])
+    default = f"{package}_{row['version']}{DEFAULT_EXTENSION.get(tree, '')}"
+    return None if row["filename"] == default else row["filename"]
+
+
+def _archive(rows: list[sqlite3.Row]) -> dict[str, list[tuple[str, int, float]]]:
+    archive: dict[str, list[tuple[str, int, float]]] = {}
+    for row in sorted(rows, key=lambda r: version_key(r["version"])):
+        package = json.loads(row["metadata"])["Package"]
+        mtime = timegm(strptime(row["uploaded"][:19], "%Y-%m-%dT%H:%M:%S"))
+        archive.setdefault(package, []).append(
+            (f"{package}/{row['filename']}", row["size"], float(mtime))
+        )
+    return archive
+
+
+def _forget_older(channel_dir: Path, revision: int) -> None:
+    """Keep this revision and the one before it (a request may still be reading it)."""
+    revisions = sorted(
+        int(entry.name[1:]) for entry in channel_dir.iterdir()
+        if entry.name.startswith("r") and entry.name[1:].isdigit()
+    )  # fmt: skip
+    for old in [r for r in revisions if r < revision][:-1]:
+        shutil.rmtree(channel_dir / f"r{old}", ignore_errors=True)
