@@ -293,3 +293,14 @@ def test_tokens_never_reach_the_log(live_server, team, uploaded):
     log = live_server.log()
     for token in (team.write, team.read, team.bob, team.revoked):
         assert token not in log
+
+
+def test_packages_is_what_write_packages_writes(live_server, team, uploaded, built, tmp_path):
+    sources = tmp_path / "contrib"
+    sources.mkdir()
+    for name in ("abc_2.0.tar.gz", "abc_2.1.tar.gz", "abcuser_1.0.tar.gz", "abcc_0.1-1.tar.gz"):
+        (sources / name).write_bytes(built[name].read_bytes())
+    result = rscript(f'tools::write_PACKAGES("{sources}", type = "source")', r_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    repos = repos_urls(live_server, team.read)["repo-t"]
+    assert get(f"{repos}/src/contrib/PACKAGES")[2] == (sources / "PACKAGES").read_bytes()
