@@ -23,7 +23,7 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 # "t" would make /api/repo/t/<token>/... ambiguous with a channel named t.
 RESERVED_CHANNELS = {"t"}
-DURATION = re.compile(r"^(\d{1,6})([dhms])$")
+DURATION = re.compile(r"(\d{1,6})([dhms])")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 # Checked against when a user name is unknown, so a wrong name costs as long as a wrong password.
 _DUMMY_HASH = generate_password_hash("not a password")
@@ -171,7 +171,7 @@ def role_in(db: sqlite3.Connection, identity: Identity | None, channel: sqlite3.
 
 def parse_duration(text: str) -> timedelta:
     """`90d`, `12h`, `30m` or `45s`."""
-    match = DURATION.match(text or "")
+    match = DURATION.fullmatch(text or "")
     if not match:
         raise Invalid(f"Invalid duration '{text}': use a number and d, h, m or s, e.g. 90d")
     return timedelta(**{_UNITS[match[2]]: int(match[1])})

@@ -51,10 +51,19 @@ def _path_token_identity() -> Identity | None:
 def _verify_basic(username: str, password: str):
     if "path_token" in g:
         return _path_token_identity()
-    if not username and not password:
-        # Flask-HTTPAuth calls this without any Authorization header too: that is the
-        # anonymous caller. A header that is present but unreadable is a wrong credential.
-        return None if "Authorization" in request.headers else _Anonymous
+    if "Authorization" not in request.headers:
+        # Flask-HTTPAuth calls this without any Authorization header too (X-Auth goes to
+        # the other verifier): that is the anonymous caller.
+        return _Anonymous
+    authorization = request.authorization
+    if authorization is None or authorization.type != "basic" or not username:
+        # Flask-HTTPAuth reads any scheme as Basic; an unreadable or other header is a
+        # wrong credential, never the anonymous caller.
+        g.auth_failure = "Invalid Authorization header: use Basic"
+        return None
+    if "X-Auth" in request.headers:
+        g.auth_failure = "Send one credential: Authorization or X-Auth, not both"
+        return None
     if password == TOKEN_PASSWORD:
         return _from_token(username)
     if username in TOKEN_USERS:
@@ -67,8 +76,6 @@ def _verify_basic(username: str, password: str):
 
 @header.verify_token
 def _verify_header(secret: str):
-    if "path_token" in g:
-        return _path_token_identity()
     return _from_token(secret)
 
 

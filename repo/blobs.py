@@ -60,8 +60,11 @@ class PendingBlob:
         return self._sha256.hexdigest()
 
     def commit(self) -> str:
-        """Make the content durable under its sha256 path; return the sha256."""
+        """Make the content durable under its sha256 path; return the sha256 (again, if it
+        was already committed)."""
         sha256 = self.sha256
+        if self.committed:
+            return sha256
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()

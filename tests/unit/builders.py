@@ -1,0 +1,139 @@
+"""Python distributions built in memory, the form twine sends to upload one, and the checks
+every refusal must pass: shared by the upload and auth tests."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import io
+import os
+import tarfile
+import zipfile
+from pathlib import Path
+
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from repo.db import get_db
+
+META = b"Metadata-Version: 2.1\nName: Demo.Pkg\nVersion: 1.0\nSummary: A demo\n"
+WHEEL_NAME = "demo_pkg-1.0-py3-none-any.whl"
+SDIST_NAME = "demo_pkg-1.0.tar.gz"
+WHEEL_FILE = b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+CHALLENGE = 'Basic realm="repo"'
+
+
+def wheel(
+    meta: bytes = META, dist_info: str = "demo_pkg-1.0.dist-info", code: bytes = b""
+) -> bytes:
+    """A wheel whose METADATA is `meta`; `code` changes the content but not the metadata."""
+    buffer = io.BytesIO()
+    entries = {"demo_pkg/__init__.py": code, f"{dist_info}/METADATA": meta,
+               f"{dist_info}/WHEEL": WHEEL_FILE, f"{dist_info}/RECORD": b""}  # fmt: skip
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, data in entries.items():
+            # A fixed date: the same arguments always give the same bytes (and sha256).
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            zf.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()
+
+
+def tar_gz(members: dict[str, bytes]) -> bytes:
+    """A gzip-compressed tar of regular files, the same bytes for the same members."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(buffer.getvalue(), mtime=0)
+
+
+def sdist(meta: bytes = META, root: str = "demo_pkg-1.0") -> bytes:
+    return tar_gz({f"{root}/setup.py": b"", f"{root}/PKG-INFO": meta})
+
+
+R_DESCRIPTION = b"Package: abc\nVersion: 2.1\nTitle: Test\nLicense: MIT\nDepends: R (>= 3.5.0)\n"
+R_SOURCE_NAME = "abc_2.1.tar.gz"
+
+
+def r_source(description: bytes = R_DESCRIPTION, root: str = "abc") -> bytes:
+    """An R source package as `R CMD build` lays it out (DESCRIPTION first)."""
+    return tar_gz({f"{root}/DESCRIPTION": description, f"{root}/R/abc.R": b"f <- 1\n"})
+
+
+def r_form(dist: bytes | None = None, filename: str = R_SOURCE_NAME, **fields) -> dict:
+    """What `curl -F filetype=cran_source_package -F content=@FILE` sends; None leaves a
+    field out."""
+    content = r_source() if dist is None else dist
+    form = {"filetype": "cran_source_package", "content": (io.BytesIO(content), filename)}
+    form.update(fields)
+    return {key: value for key, value in form.items() if value is not None}
+
+
+def twine_form(dist: bytes | None = None, filename: str = WHEEL_NAME, **fields) -> dict:
+    """The multipart form twine 7 sends for the file `dist` (a good wheel if None); a field
+    given as None is left out, `content=None` included."""
+    content = wheel() if dist is None else dist
+    form = {
+        ":action": "file_upload",
+        "protocol_version": "1",
+        "metadata_version": "2.1",
+        "name": "Demo.Pkg",
+        "version": "1.0",
+        "filetype": "sdist" if filename.endswith(".tar.gz") else "bdist_wheel",
+        "pyversion": "source" if filename.endswith(".tar.gz") else "py3",
+        "md5_digest": hashlib.md5(content).hexdigest(),
+        "sha256_digest": hashlib.sha256(content).hexdigest(),
+        "blake2_256_digest": hashlib.blake2b(content, digest_size=32).hexdigest(),
+        "content": (io.BytesIO(content), filename),
+    }
+    form.update(fields)
+    return {key: value for key, value in form.items() if value is not None}
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    encoded = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return {"Authorization": f"Basic {encoded}"}
+
+
+def token_auth(token: str) -> dict[str, str]:
+    """What twine sends with `-u TOKEN -p x-auth-token`."""
+    return basic(token, "x-auth-token")
+
+
+def send(client: FlaskClient, method: str, url: str, **options) -> TestResponse:
+    """The response, read and closed: closing releases the file a download streams from and
+    the temporary file the test client spools a large request body into."""
+    with client.open(url, method=method, **options) as response:
+        response.get_data()
+    # werkzeug 3.1's client closes a spooled body only when it was told to follow redirects.
+    response.request.input_stream.close()
+    return response
+
+
+def refusal(response: TestResponse) -> str:
+    """The message of a refusal, checked to be the same one ASCII line in the reason phrase
+    and the text body."""
+    assert 400 <= response.status_code < 500, response.status
+    body = response.get_data(as_text=True)
+    message = body.removesuffix("\n")
+    assert body == message + "\n" and "\n" not in message, body
+    assert message.isascii() and message.isprintable() and message, body
+    assert response.status == f"{response.status_code} {message}"
+    assert response.mimetype == "text/plain"
+    return message
+
+
+def stored(app: Flask) -> dict[str, object]:
+    """What an upload can leave behind: rows, committed blobs, and files in the blob tmp dir."""
+    db = get_db()
+    root = Path(app.config["BLOB_DIR"])
+    return {
+        "files": db.execute("SELECT count(*) FROM files").fetchone()[0],
+        "packages": db.execute("SELECT count(*) FROM packages").fetchone()[0],
+        "blobs": sorted(path.name for path in root.glob("??/??/*")),
+        "tmp": sorted(os.listdir(root / "tmp")),
+    }

@@ -1,0 +1,29 @@
+"""Fixtures of the in-process tests: an uploader's credential, and an app with a small limit."""
+
+from __future__ import annotations
+
+import pytest
+
+from repo import accounts, create_app
+from repo.db import get_db
+
+from .builders import token_auth
+
+
+@pytest.fixture
+def owner(repo):
+    """The Basic header of a write token for the channel 'ch', owned by alice."""
+    made = repo.owner_with_channel("alice", "ch")
+    return token_auth(repo.token(made.user_id, made.channel_id, "write"))
+
+
+@pytest.fixture
+def small(tmp_path):
+    """An app that takes uploads of at most 1 MB, with a write token for its channel 'ch'."""
+    app = create_app({"DATA_DIR": str(tmp_path / "small"), "MAX_UPLOAD_MB": 1, "TESTING": True})
+    with app.app_context():
+        db = get_db()
+        user_id = accounts.create_user(db, "alice", "alice-password")
+        channel_id = accounts.create_channel(db, "ch", user_id)
+        _, secret = accounts.create_token(db, user_id, channel_id, "write")
+        yield app, token_auth(secret)

@@ -1,0 +1,123 @@
+"""The blob store on a temporary directory: pending files are committed by rename into
+ab/cd/<sha256> or removed, and identical content is stored once."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from repo.blobs import BlobStore
+
+
+@pytest.fixture
+def store(tmp_path):
+    return BlobStore(tmp_path / "blobs")
+
+
+def committed(store: BlobStore) -> list[str]:
+    return sorted(str(path.relative_to(store.root)) for path in store.root.glob("??/??/*"))
+
+
+def test_commit_renames_the_pending_file_into_its_sha256_path(store):
+    data = b"some bytes\x00\xff"
+    sha256 = hashlib.sha256(data).hexdigest()
+    pending = store.begin()
+    pending.write(data[:4])
+    pending.write(data[4:])
+    temp_path, inode = pending.path, os.stat(pending.path).st_ino
+
+    assert pending.commit() == sha256
+
+    target = store.root / sha256[:2] / sha256[2:4] / sha256
+    assert committed(store) == [f"{sha256[:2]}/{sha256[2:4]}/{sha256}"]
+    assert target.read_bytes() == data and os.stat(target).st_ino == inode
+    assert not os.path.exists(temp_path) and os.listdir(store.tmp_dir) == []
+    assert store.exists(sha256) and store.path(sha256) == target
+    assert pending.size == len(data)
+
+
+def test_pending_blob_gives_every_digest_twine_sends(store):
+    data = b"x" * 100_000
+    pending = store.begin()
+    pending.write(data)
+    assert pending.digests() == {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "blake2_256": hashlib.blake2b(data, digest_size=32).hexdigest(),
+        "md5": hashlib.md5(data).hexdigest(),
+    }
+    pending.discard()
+
+
+def test_discard_removes_the_temp_file_and_is_harmless_twice(store):
+    pending = store.begin()
+    pending.write(b"abc")
+    assert os.listdir(store.tmp_dir) == [os.path.basename(pending.path)]
+
+    pending.discard()
+    pending.discard()
+
+    assert os.listdir(store.tmp_dir) == [] and committed(store) == []
+
+
+def test_discard_after_commit_keeps_the_blob(store):
+    pending = store.begin()
+    pending.write(b"abc")
+    sha256 = pending.commit()
+
+    pending.discard()
+
+    assert store.exists(sha256)
+
+
+def test_identical_content_is_stored_once(store):
+    shas = []
+    for _ in range(3):
+        with store.begin() as pending:
+            pending.write(b"same content")
+            shas.append(pending.commit())
+
+    assert len(set(shas)) == 1
+    assert committed(store) == [f"{shas[0][:2]}/{shas[0][2:4]}/{shas[0]}"]
+    assert store.put_bytes(b"same content") == shas[0]
+    assert len(committed(store)) == 1 and os.listdir(store.tmp_dir) == []
+
+
+def test_exception_inside_with_discards_the_pending_file(store):
+    with pytest.raises(RuntimeError, match="client went away"):
+        with store.begin() as pending:
+            pending.write(b"half a file")
+            raise RuntimeError("client went away")
+
+    assert os.listdir(store.tmp_dir) == [] and committed(store) == []
+
+
+def test_leaving_with_without_commit_discards_the_pending_file(store):
+    with store.begin() as pending:
+        pending.write(b"never committed")
+
+    assert os.listdir(store.tmp_dir) == [] and committed(store) == []
+
+
+def test_close_discards_what_was_not_committed(store):
+    # werkzeug closes every uploaded file part when the request ends.
+    pending = store.begin()
+    pending.write(b"abc")
+    pending.close()
+    assert os.listdir(store.tmp_dir) == []
+
+
+def test_delete_removes_a_blob_and_is_harmless_when_missing(store):
+    sha256 = store.put_bytes(b"abc")
+    store.delete(sha256)
+    store.delete(sha256)
+    assert not store.exists(sha256) and committed(store) == []
+
+
+@pytest.mark.parametrize(
+    "name", ["", "a" * 63, "A" * 64, "g" * 64, "../" + "a" * 61, "a" * 65, "a" * 62 + "/x"]
+)
+def test_path_refuses_anything_but_a_sha256(store, name):
+    with pytest.raises(ValueError, match="not a sha256 hex digest"):
+        store.path(name)
