@@ -25,6 +25,7 @@ class PendingBlob:
         self._md5 = hashlib.md5(usedforsecurity=False)
         self.size = 0
         self.committed = False
+        self.discarded = False
 
     # The file protocol werkzeug's form parser needs from a stream it spools an upload into.
     def write(self, data: bytes) -> int:
@@ -65,6 +66,8 @@ class PendingBlob:
         sha256 = self.sha256
         if self.committed:
             return sha256
+        if self.discarded:
+            raise ValueError("a discarded blob cannot be committed")
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
@@ -78,12 +81,12 @@ class PendingBlob:
         """Remove the pending file; harmless after commit or a previous discard."""
         if not self._file.closed:
             self._file.close()
-        if not self.committed:
+        if not self.committed and not self.discarded:
             try:
                 os.unlink(self.path)
             except FileNotFoundError:
                 pass
-            self.committed = True
+            self.discarded = True
 
     def close(self) -> None:
         """Called by werkzeug when the request ends: a blob not committed by then is dropped."""

@@ -121,3 +121,21 @@ def test_delete_removes_a_blob_and_is_harmless_when_missing(store):
 def test_path_refuses_anything_but_a_sha256(store, name):
     with pytest.raises(ValueError, match="not a sha256 hex digest"):
         store.path(name)
+
+
+def test_discarded_blob_cannot_be_committed(tmp_path):
+    store = BlobStore(tmp_path)
+    pending = store.begin()
+    pending.write(b"gone")
+    pending.discard()
+
+    with pytest.raises(ValueError, match="discarded"):
+        pending.commit()
+    assert list(tmp_path.glob("??/??/*")) == []
+
+
+def test_commit_twice_returns_the_same_digest(tmp_path):
+    pending = BlobStore(tmp_path).begin()
+    pending.write(b"twice")
+
+    assert pending.commit() == pending.commit() == hashlib.sha256(b"twice").hexdigest()
