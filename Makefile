@@ -6,11 +6,12 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # What the end-to-end tests drive besides the Python tools: real R (with a compiler for the
-# package with C code, and remotes for install_version) and curl.
-TEST_PACKAGES := r-base-core r-base-dev r-cran-remotes curl
-TEST_COMMANDS := Rscript cc curl
+# package with C code, and remotes for install_version), curl, and Debian's Chromium for the
+# browser tests (Playwright drives it; it never downloads a browser of its own).
+TEST_PACKAGES := r-base-core r-base-dev r-cran-remotes curl chromium fonts-dejavu-core
+TEST_COMMANDS := Rscript cc curl chromium
 
-.PHONY: serve test lint venv test-deps system-deps system-test-deps clean
+.PHONY: serve test lint venv test-deps system-deps system-test-deps dist clean
 
 # Debian ships venv and ensurepip in python3-venv; install it only when it is missing.
 system-deps:
@@ -43,12 +44,43 @@ $(VENV)/.test-deps: setup.cfg | venv system-test-deps
 
 test-deps: $(VENV)/.test-deps
 
-test: test-deps lint
+test: test-deps lint dist
 	$(BIN)/python -m pytest
 
 lint: test-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# One self-contained executable: `python3 dist/repo.pyz serve` on a machine with only Python.
+# The staged tree puts schema.sql, templates/ and static/ inside the package.
+dist/repo.pyz: setup.cfg pyproject.toml app.py schema.sql $(shell find repo templates static -type f -not -path '*/__pycache__/*') | venv
+	rm -rf build/dist dist/repo.pyz && mkdir -p build/dist dist
+	cp -r repo setup.cfg pyproject.toml README.md build/dist/
+	cp -r schema.sql templates static build/dist/repo/
+	find build/dist -name __pycache__ -prune -exec rm -rf {} +
+	$(BIN)/python -m pip install --quiet shiv
+	$(BIN)/shiv --quiet --reproducible -c repo -p '/usr/bin/env python3' -o $@ ./build/dist
+
+dist: dist/repo.pyz
+
 clean:
 	rm -rf $(VENV) *.egg-info
+
+# `make bench` (bench/README.md): repo against pypiserver, devpi and a static nginx, one table.
+# nginx, wrk and htpasswd (apache2-utils) come from Debian, installed only when one is missing;
+# `make bench BENCH_ARGS=--quick` is a small run for iterating.
+BENCH_PACKAGES := nginx wrk apache2-utils
+BENCH_COMMANDS := nginx wrk htpasswd
+BENCH_ARGS ?=
+
+.PHONY: bench bench-deps
+
+bench-deps:
+	@missing=""; for c in $(BENCH_COMMANDS); do PATH="$$PATH:/usr/sbin" command -v $$c >/dev/null || missing=1; done; \
+	 if [ -n "$$missing" ]; then \
+	   $(SUDO) apt-get update && \
+	   DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $(BENCH_PACKAGES); \
+	 fi
+
+bench: test-deps bench-deps
+	PATH="$$PATH:/usr/sbin" $(BIN)/python -m bench $(BENCH_ARGS)

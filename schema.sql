@@ -80,4 +80,11 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE INDEX IF NOT EXISTS files_package ON files(package_id);
 CREATE INDEX IF NOT EXISTS files_sha256 ON files(sha256);
 
-PRAGMA user_version = 1;
+-- Failed authentications per client address in fixed windows, for throttling (429).
+CREATE TABLE IF NOT EXISTS auth_failures (
+    address      TEXT PRIMARY KEY,
+    window_start REAL NOT NULL,
+    count        INTEGER NOT NULL
+);
+
+PRAGMA user_version = 2;

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask import Flask
+
+_PACKAGE = Path(__file__).parent
+# schema.sql, templates/ and static/ sit beside the package in a checkout; `make dist` copies
+# them into it, since an installed package (the zipapp) has nothing beside it.
+RESOURCES = _PACKAGE if (_PACKAGE / "schema.sql").is_file() else _PACKAGE.parent
 
 # Every read URL of a channel is served under three prefixes: plain (credentials in headers)
 # and the two token-in-path forms R and conda users need.
@@ -18,8 +25,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     from . import auth, blobs, config, db, errors, logs, upload
     from .cran import routes as cran_routes
     from .pypi import routes as pypi_routes
+    from .ui import routes as ui_routes
 
-    app = Flask(__name__, template_folder="../templates", static_folder="../static")
+    app = Flask(__name__, template_folder=RESOURCES / "templates",
+                static_folder=RESOURCES / "static")  # fmt: skip
     app.config.update(config.finish({**config.from_environ(), **(test_config or {})}))
     logs.init_app(app)
     db.init_app(app)
@@ -30,6 +39,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     for blueprint in (upload.bp, pypi_routes.bp, cran_routes.bp):
         for suffix, prefix in PREFIXES.items():
             app.register_blueprint(blueprint, url_prefix=prefix, name=blueprint.name + suffix)
+    # The web UI, once, at `/`: its pages never share a path with the API under /api.
+    app.register_blueprint(ui_routes.bp, url_prefix="")
 
     @app.get("/healthz")
     def healthz():

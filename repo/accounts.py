@@ -6,6 +6,8 @@ every route goes through it.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import tokens
 from .db import now, transaction
-from .errors import Conflict, Invalid, NotFound
+from .errors import Conflict, Invalid, NotFound, disk_full
 
 ROLES = ("read", "write", "owner")
 SCOPES = ("read", "write")
@@ -57,8 +59,7 @@ def rank(role: str | None) -> int:
 def create_user(db: sqlite3.Connection, name: str, password: str, admin: bool = False) -> int:
     if not USER_NAME.match(name):
         raise Invalid(f"Invalid user name '{name}': use letters, digits, '.', '_' or '-'")
-    if len(password) < 8:
-        raise Invalid("Password too short: use at least 8 characters")
+    _check_new_password(password)
     try:
         with transaction(db):
             cursor = db.execute(
@@ -68,6 +69,11 @@ def create_user(db: sqlite3.Connection, name: str, password: str, admin: bool = 
     except sqlite3.IntegrityError:
         raise Conflict(f"User '{name}' already exists") from None
     return cursor.lastrowid
+
+
+def _check_new_password(password: str) -> None:
+    if len(password) < 8:
+        raise Invalid("Password too short: use at least 8 characters")
 
 
 def user_count(db: sqlite3.Connection) -> int:
@@ -97,6 +103,55 @@ def check_password(db: sqlite3.Connection, name: str, password: str) -> Identity
     row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
     good = check_password_hash(row["password_hash"] if row else _DUMMY_HASH, password)
     if row is None or not good or row["disabled"]:
+        return None
+    return _identity(row)
+
+
+def list_users(db: sqlite3.Connection) -> list[sqlite3.Row]:
+    """Every user by name, with how many channels they belong to and live tokens they hold."""
+    return db.execute(
+        "SELECT users.id, users.name, users.is_admin, users.disabled, users.created,"
+        " (SELECT count(*) FROM memberships WHERE user_id = users.id) AS channels,"
+        " (SELECT count(*) FROM tokens WHERE user_id = users.id AND revoked IS NULL) AS tokens"
+        " FROM users ORDER BY users.name"
+    ).fetchall()
+
+
+def set_disabled(db: sqlite3.Connection, user_id: int, disabled: bool) -> None:
+    """Disable or enable a user: a disabled user's password, tokens and sessions stop working
+    on their next request, and come back when enabled again."""
+    with transaction(db):
+        db.execute("UPDATE users SET disabled = ? WHERE id = ?", (int(disabled), user_id))
+
+
+def set_password(db: sqlite3.Connection, user_id: int, password: str) -> None:
+    """Give a user a new password; their web sessions end (see session_user)."""
+    _check_new_password(password)
+    with transaction(db):
+        db.execute(
+            "UPDATE users SET password_hash = ? WHERE id = ?",
+            (generate_password_hash(password), user_id),
+        )
+
+
+def _stamp(password_hash: str) -> str:
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
+def session_stamp(db: sqlite3.Connection, user_id: int) -> str:
+    """A fingerprint of the user's password hash for a web session to carry, so that a new
+    password ends every session made with the old one."""
+    row = db.execute("SELECT password_hash FROM users WHERE id = ?", (user_id,)).fetchone()
+    return _stamp(row["password_hash"])
+
+
+def session_user(db: sqlite3.Connection, user_id: int, stamp: str) -> Identity | None:
+    """The user a web session belongs to; None when the user is gone or disabled, or the
+    password changed since the session began."""
+    row = db.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
+    if row is None or row["disabled"]:
+        return None
+    if not hmac.compare_digest(_stamp(row["password_hash"]), stamp):
         return None
     return _identity(row)
 
@@ -132,11 +187,72 @@ def grant(db: sqlite3.Connection, channel_id: int, user_id: int, role: str) -> N
     if role not in ROLES:
         raise Invalid(f"Invalid role '{role}': use one of {', '.join(ROLES)}")
     with transaction(db):
+        if role != "owner":
+            _keep_an_owner(db, channel_id, user_id)
         db.execute(
             "INSERT INTO memberships (channel_id, user_id, role) VALUES (?, ?, ?)"
             " ON CONFLICT (channel_id, user_id) DO UPDATE SET role = excluded.role",
             (channel_id, user_id, role),
         )
+
+
+def remove_member(db: sqlite3.Connection, channel_id: int, user_id: int) -> None:
+    """Take a user out of a channel; their tokens lose the channel on their next request."""
+    with transaction(db):
+        _keep_an_owner(db, channel_id, user_id)
+        db.execute(
+            "DELETE FROM memberships WHERE channel_id = ? AND user_id = ?", (channel_id, user_id)
+        )
+
+
+def _keep_an_owner(db: sqlite3.Connection, channel_id: int, user_id: int) -> None:
+    """Refuse to take the owner role from the channel's only owner: nobody but an admin
+    could manage the channel any more."""
+    owners = db.execute(
+        "SELECT user_id FROM memberships WHERE channel_id = ? AND role = 'owner'", (channel_id,)
+    ).fetchall()
+    if [row["user_id"] for row in owners] == [user_id]:
+        raise Conflict("A channel needs an owner: make another member owner first")
+
+
+def list_members(db: sqlite3.Connection, channel_id: int) -> list[sqlite3.Row]:
+    return db.execute(
+        "SELECT users.id, users.name, users.disabled, memberships.role FROM memberships"
+        " JOIN users ON users.id = memberships.user_id WHERE memberships.channel_id = ?"
+        " ORDER BY users.name",
+        (channel_id,),
+    ).fetchall()
+
+
+# Each channel with its owners and how many members and packages it has.
+_CHANNELS = (
+    "SELECT channels.*,"
+    " (SELECT group_concat(users.name, ', ') FROM memberships"
+    "  JOIN users ON users.id = memberships.user_id"
+    "  WHERE memberships.channel_id = channels.id AND memberships.role = 'owner') AS owners,"
+    " (SELECT count(*) FROM memberships WHERE channel_id = channels.id) AS members,"
+    " (SELECT count(*) FROM packages WHERE channel_id = channels.id) AS packages"
+    " FROM channels"
+)
+
+
+def all_channels(db: sqlite3.Connection) -> list[sqlite3.Row]:
+    """Every channel by name, for admins."""
+    return db.execute(f"{_CHANNELS} ORDER BY channels.name").fetchall()
+
+
+def visible_channels(db: sqlite3.Connection, identity: Identity | None) -> list[dict]:
+    """The channels `identity` may read, by name, each with its `role` there by role_in's
+    rules: anonymous callers see the public ones, users also their own, admins all."""
+    user_id = identity.user_id if identity is not ANONYMOUS else None
+    admin = identity is not ANONYMOUS and identity.is_admin
+    rows = db.execute(
+        f"{_CHANNELS} WHERE channels.public OR ?"
+        " OR channels.id IN (SELECT channel_id FROM memberships WHERE user_id = ?)"
+        " ORDER BY channels.name",
+        (int(admin), user_id),
+    ).fetchall()
+    return [{**row, "role": role} for row in rows if (role := role_in(db, identity, row))]
 
 
 def _member_role(db: sqlite3.Connection, identity: Identity, channel: sqlite3.Row) -> str | None:
@@ -231,8 +347,13 @@ def _touch(db: sqlite3.Connection, token: sqlite3.Row, stamp: str) -> None:
     # One write a minute per token is enough to say when it was last used.
     if token["last_used"] and token["last_used"][:16] == stamp[:16]:
         return
-    with transaction(db):
-        db.execute("UPDATE tokens SET last_used = ? WHERE id = ?", (stamp, token["id"]))
+    try:
+        with transaction(db):
+            db.execute("UPDATE tokens SET last_used = ? WHERE id = ?", (stamp, token["id"]))
+    except sqlite3.OperationalError as error:
+        # Bookkeeping must not stop a read: on a full disk the install still works.
+        if not disk_full(error):
+            raise
 
 
 def list_tokens(db: sqlite3.Connection, user_id: int | None = None) -> list[dict]:
@@ -245,6 +366,17 @@ def list_tokens(db: sqlite3.Connection, user_id: int | None = None) -> list[dict
     ).fetchall()
     keys = ("id", "user", "channel", "scope", "label", "created", "last_used", "expires")
     return [{**{key: row[key] for key in keys}, "revoked": row["revoked"]} for row in rows]
+
+
+def revoke_own_token(db: sqlite3.Connection, user_id: int, token_id: int) -> None:
+    """Revoke one of the user's own tokens; another user's token is not found, like a missing
+    one, so token ids tell nobody anything."""
+    mine = db.execute(
+        "SELECT 1 FROM tokens WHERE id = ? AND user_id = ?", (token_id, user_id)
+    ).fetchone()
+    if mine is None:
+        raise NotFound(f"Token {token_id} not found")
+    revoke_token(db, token_id)
 
 
 def revoke_token(db: sqlite3.Connection, token_id: int) -> None:

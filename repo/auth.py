@@ -8,13 +8,14 @@ any header. No credential at all is the anonymous caller; a wrong one is always 
 
 from __future__ import annotations
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 from flask_httpauth import HTTPBasicAuth, HTTPTokenAuth, MultiAuth
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import accounts, responses
+from . import accounts, responses, throttle
 from .accounts import ANONYMOUS, Identity, TokenRefused
 from .db import get_db
-from .errors import Forbidden, NotFound, Unauthorized
+from .errors import Forbidden, NotFound, RepoError, Unauthorized
 
 REALM = "repo"
 TOKEN_PASSWORD = "x-auth-token"
@@ -90,9 +91,32 @@ _Anonymous = _AnonymousCaller()
 @header.error_handler
 def _auth_error(status: int):
     if status == 401:
+        throttle.record_failure(get_db(), _client())
         message = g.pop("auth_failure", "Invalid or missing credentials")
         return responses.error(401, message, CHALLENGE)
     return responses.error(status, "Forbidden")
+
+
+def _client() -> str:
+    return request.remote_addr or "unknown"
+
+
+def _carries_credential() -> bool:
+    return "path_token" in g or "Authorization" in request.headers or "X-Auth" in request.headers
+
+
+def _refuse_throttled() -> None:
+    """After too many failures from this address, refuse its credentials before checking them."""
+    if not _carries_credential():
+        return
+    limit = current_app.config["AUTH_FAILURE_LIMIT"]
+    wait = throttle.retry_after(get_db(), _client(), limit)
+    if wait is not None:
+        raise RepoError(
+            f"Too many failed authentications from this address: try again in {wait} s",
+            429,
+            {"Retry-After": str(wait)},
+        )
 
 
 def current_identity() -> Identity | None:
@@ -130,3 +154,10 @@ def init_app(app: Flask) -> None:
         g.pop("auth_failure", None)
         if values and "token" in values:
             g.path_token = values.pop("token")
+
+    app.before_request(_refuse_throttled)
+    proxies = app.config["TRUSTED_PROXIES"]
+    if proxies:
+        # Behind a reverse proxy every request comes from the proxy: take the client's address
+        # (throttling) and scheme and host (the UI's URLs) from the headers it sets.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)

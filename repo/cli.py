@@ -10,12 +10,14 @@ import json
 import os
 import secrets
 import sys
+from pathlib import Path
 
 import click
 
-from . import accounts, create_app, files
-from .db import get_db
-from .errors import NotFound, RepoError
+from . import accounts, create_app, files, maintenance
+from .blobs import BlobStore
+from .db import close_db, get_db
+from .errors import Invalid, NotFound, RepoError
 
 
 class _Context:
@@ -28,6 +30,10 @@ class _Context:
             self._app = create_app({"DATA_DIR": self.data_dir})
             self._app.app_context().push()
         return get_db()
+
+    def blobs(self) -> BlobStore:
+        self.db()
+        return self._app.extensions["blobs"]
 
 
 def _channel(db, name: str):
@@ -63,7 +69,7 @@ def serve(obj: _Context, bind: str, workers: int, threads: int) -> None:
         accounts.create_user(db, "admin", password, admin=True)
         click.echo(f"Created user 'admin' with password: {password}")
         click.echo("It is shown only this once.")
-    db.close()
+    close_db()
     click.echo(f"repo serving data from {obj.data_dir}")
     Server(obj._app, options(bind, workers, threads)).run()
 
@@ -186,6 +192,62 @@ def unyank(obj: _Context, channel_name: str, filename: str) -> None:
     db = obj.db()
     files.set_yanked(db, _channel(db, channel_name)["id"], filename, False, None)
     click.echo(f"Unyanked {filename}")
+
+
+@cli.command()
+@click.pass_obj
+def fsck(obj: _Context) -> None:
+    """Verify every blob's sha256 against the database; exit 1 on a missing or corrupt one."""
+    report = maintenance.fsck(obj.db(), obj.blobs())
+    for sha256 in report.missing:
+        click.echo(f"missing {sha256}", err=True)
+    for sha256 in report.corrupt:
+        click.echo(f"corrupt {sha256}", err=True)
+    click.echo(f"checked {report.checked} blobs: {len(report.missing)} missing, "
+               f"{len(report.corrupt)} corrupt")  # fmt: skip
+    if not report.ok:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option(
+    "--grace",
+    type=float,
+    default=maintenance.DEFAULT_GRACE,
+    show_default=True,
+    help="Spare anything younger than this many seconds (uploads in flight).",
+)
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@click.pass_obj
+def gc(obj: _Context, grace: float, dry_run: bool) -> None:
+    """Remove blobs nothing references and temp files of uploads that died."""
+    removed = maintenance.gc(obj.db(), obj.blobs(), grace, dry_run)
+    for path in removed:
+        click.echo(f"{'would remove' if dry_run else 'removed'} {path}")
+    click.echo(f"{len(removed)} files {'to remove' if dry_run else 'removed'}")
+
+
+@cli.command()
+@click.argument("destination", type=click.Path(path_type=Path))
+@click.pass_obj
+def backup(obj: _Context, destination: Path) -> None:
+    """Copy a consistent snapshot of the database and its blobs to a new directory."""
+    if destination.exists():
+        raise Invalid(f"{destination} exists: back up into a new directory")
+    count = maintenance.backup(obj.db(), obj.blobs(), destination)
+    click.echo(f"backed up the database and {count} blobs to {destination}")
+
+
+@cli.command()
+@click.argument("source", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.pass_obj
+def restore(obj: _Context, source: Path) -> None:
+    """Restore a backup into the (empty) data dir; then run fsck."""
+    try:
+        count = maintenance.restore(source, Path(obj.data_dir))
+    except (FileExistsError, FileNotFoundError) as error:
+        raise Invalid(str(error)) from None
+    click.echo(f"restored the database and {count} blobs into {obj.data_dir}")
 
 
 def main() -> None:

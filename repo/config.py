@@ -7,12 +7,24 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 MB = 1024 * 1024
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def flag(raw: str) -> bool:
+    """A yes/no setting: 1, true, yes or on; 0, false, no or off (any case)."""
+    if raw.lower() not in _TRUE | _FALSE:
+        raise ValueError(f"expected 1, true, yes, on, 0, false, no or off, not {raw!r}")
+    return raw.lower() in _TRUE
+
 
 # (environment variable, config key, parser, default, what it is)
-ENVIRONMENT: list[tuple[str, str, type, object, str]] = [
+ENVIRONMENT: list[tuple[str, str, Callable[[str], object], object, str]] = [
     ("REPO_DATA_DIR", "DATA_DIR", str, "./data", "database, blobs and secret key live here"),
     ("REPO_SECRET_KEY", "SECRET_KEY", str, None, "signs sessions; generated into the data dir"),
     ("REPO_MAX_UPLOAD_MB", "MAX_UPLOAD_MB", int, 1024, "largest accepted upload, in MiB"),
@@ -20,6 +32,27 @@ ENVIRONMENT: list[tuple[str, str, type, object, str]] = [
     ("REPO_WORKERS", "WORKERS", int, 2, "gunicorn worker processes"),
     ("REPO_THREADS", "THREADS", int, 8, "threads per worker (gthread)"),
     ("REPO_ADMIN_PASSWORD", "ADMIN_PASSWORD", str, None, "password for the first admin user"),
+    (
+        "REPO_AUTH_FAILURE_LIMIT",
+        "AUTH_FAILURE_LIMIT",
+        int,
+        10,
+        "failed authentications per address in 5 minutes before 429 (0: never)",
+    ),
+    (
+        "REPO_TRUSTED_PROXIES",
+        "TRUSTED_PROXIES",
+        int,
+        0,
+        "reverse proxies in front whose X-Forwarded-For is trusted",
+    ),
+    (
+        "REPO_SECURE_COOKIES",
+        "SECURE_COOKIES",
+        flag,
+        False,
+        "send the web UI's session cookie over HTTPS only; turn on behind TLS",
+    ),
 ]
 
 
@@ -46,6 +79,12 @@ def finish(config: dict) -> dict:
     # refuse a package with a long README with 413 before our code runs.
     config["MAX_FORM_MEMORY_SIZE"] = 16 * MB
     config["MAX_FORM_PARTS"] = 10_000
+    # The web UI's session: out of reach of scripts, not sent on cross-site POSTs, and over
+    # HTTPS only when asked (`make serve` is plain http on localhost).
+    config["SESSION_COOKIE_HTTPONLY"] = True
+    config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    config["SESSION_COOKIE_SECURE"] = bool(config.get("SECURE_COOKIES"))
+    config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=12)
     return config
 
 

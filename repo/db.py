@@ -1,18 +1,30 @@
-"""The SQLite connection: one per request on `g`, PRAGMAs at connect, IMMEDIATE write
-transactions, and in-place migrations keyed on `PRAGMA user_version`."""
+"""The SQLite connections: one per thread, kept open across requests, PRAGMAs at connect,
+IMMEDIATE write transactions, and in-place migrations keyed on `PRAGMA user_version`."""
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app
+
+from . import RESOURCES
+
+
+def _add_auth_failures(connection: sqlite3.Connection) -> None:
+    """Version 2: failed authentications per address, for throttling."""
+    connection.execute(
+        "CREATE TABLE auth_failures (address TEXT PRIMARY KEY, window_start REAL NOT NULL,"
+        " count INTEGER NOT NULL)"
+    )
+
 
 # MIGRATIONS[n] brings a database at user_version n+1 to n+2; schema.sql is always the newest
 # schema, so a fresh database skips them all.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = []
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_add_auth_failures]
 
 
 def now() -> str:
@@ -32,14 +44,25 @@ def connect(path: str) -> sqlite3.Connection:
 
 
 def get_db() -> sqlite3.Connection:
-    """This request's connection, opened on first use."""
-    if "db" not in g:
-        g.db = connect(current_app.config["DATABASE"])
-    return g.db
+    """This thread's connection to the app's database, opened on first use and then kept:
+    opening one and setting its PRAGMAs costs more than answering a cached index page."""
+    pool = current_app.extensions["db"]
+    connection = getattr(pool, "connection", None)
+    if connection is None:
+        connection = pool.connection = connect(current_app.config["DATABASE"])
+    return connection
 
 
-def close_db(_error: BaseException | None = None) -> None:
-    connection = g.pop("db", None)
+def _end_request(_error: BaseException | None = None) -> None:
+    """Never hand a connection with an open transaction to the thread's next request."""
+    connection = getattr(current_app.extensions["db"], "connection", None)
+    if connection is not None and connection.in_transaction:
+        connection.rollback()
+
+
+def close_db() -> None:
+    """Close this thread's connection (before gunicorn forks its workers, say)."""
+    connection = current_app.extensions["db"].__dict__.pop("connection", None)
     if connection is not None:
         connection.close()
 
@@ -74,16 +97,16 @@ def init_db(connection: sqlite3.Connection, schema: str) -> None:
             connection.execute(f"PRAGMA user_version = {version + 1}")
 
 
-def schema_text(app: Flask) -> str:
-    with app.open_resource("../schema.sql") as handle:
-        return handle.read().decode("utf-8")
+def schema_text() -> str:
+    return (RESOURCES / "schema.sql").read_text(encoding="utf-8")
 
 
 def init_app(app: Flask) -> None:
     """Make sure the database exists and is current before the first request."""
-    app.teardown_appcontext(close_db)
+    app.extensions["db"] = threading.local()
+    app.teardown_appcontext(_end_request)
     connection = connect(app.config["DATABASE"])
     try:
-        init_db(connection, schema_text(app))
+        init_db(connection, schema_text())
     finally:
         connection.close()

@@ -6,8 +6,10 @@ one-line text body (uv publish and curl print that). R prints neither, so it is 
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
+import sqlite3
 
 log = logging.getLogger("repo")
 
@@ -56,6 +58,20 @@ class TooLarge(RepoError):
     status = 413
 
 
+class InsufficientStorage(RepoError):
+    status = 507
+
+
+DISK_FULL = "Insufficient storage: the server's disk is full; nothing was stored"
+
+
+def disk_full(error: BaseException) -> bool:
+    """True for the ways a full disk surfaces: ENOSPC/EDQUOT, and SQLite's own message."""
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(error, sqlite3.OperationalError) and "disk is full" in str(error)
+
+
 def one_line(text: str, limit: int = REASON_LIMIT) -> str:
     """ASCII, no control characters, at most `limit` characters.
 
@@ -76,6 +92,15 @@ def init_app(app) -> None:
     def handle_repo_error(error: RepoError):
         log.info("refused %s: %s", error.status, one_line(error.message, 500))
         return responses.error(error.status, error.message, error.headers)
+
+    @app.errorhandler(OSError)
+    @app.errorhandler(sqlite3.OperationalError)
+    def handle_storage_error(error: Exception):
+        # A full disk is the server's trouble, not the client's: 507, and reads go on.
+        if not disk_full(error):
+            raise error
+        log.error("refused 507: %s", error)
+        return responses.error(507, DISK_FULL)
 
     @app.errorhandler(HTTPException)
     def handle_http_exception(error: HTTPException):

@@ -10,6 +10,8 @@ import json
 import sqlite3
 from dataclasses import dataclass, field
 
+from packaging.utils import canonicalize_name
+
 from .db import now, transaction
 from .errors import Conflict, NotFound
 
@@ -96,12 +98,16 @@ def projects(db: sqlite3.Connection, channel_id: int, kind: str) -> list[sqlite3
     ).fetchall()
 
 
-def package_files(db: sqlite3.Connection, channel_id: int, kind: str, name: str):
-    """The package's files, oldest first; None when the package does not exist."""
-    package = db.execute(
-        "SELECT id, display_name FROM packages WHERE channel_id = ? AND kind = ? AND name = ?",
+def _package(db: sqlite3.Connection, channel_id: int, kind: str, name: str):
+    return db.execute(
+        "SELECT * FROM packages WHERE channel_id = ? AND kind = ? AND name = ?",
         (channel_id, kind, name),
     ).fetchone()
+
+
+def package_files(db: sqlite3.Connection, channel_id: int, kind: str, name: str):
+    """The package's files, oldest first; None when the package does not exist."""
+    package = _package(db, channel_id, kind, name)
     if package is None:
         return None
     return db.execute(
@@ -120,11 +126,104 @@ def set_yanked(
     db: sqlite3.Connection, channel_id: int, filename: str, yanked: bool, reason: str | None
 ) -> None:
     """Yank (PEP 592) or unyank a file by its name in the channel."""
+    _set_yanked(db, channel_id, "filename", filename, yanked, reason)
+
+
+def set_yanked_by_id(
+    db: sqlite3.Connection, channel_id: int, file_id: int, yanked: bool, reason: str | None
+) -> None:
+    """Yank or unyank one file: an R file name can stand in several binary trees."""
+    _set_yanked(db, channel_id, "id", file_id, yanked, reason)
+
+
+def _set_yanked(db: sqlite3.Connection, channel_id: int, column: str, value: str | int,
+                yanked: bool, reason: str | None) -> None:  # fmt: skip
     with transaction(db):
         cursor = db.execute(
-            "UPDATE files SET yanked = ?, yanked_reason = ? WHERE channel_id = ? AND filename = ?",
-            (int(yanked), (reason or None) if yanked else None, channel_id, filename),
+            f"UPDATE files SET yanked = ?, yanked_reason = ? WHERE channel_id = ? AND {column} = ?",
+            (int(yanked), (reason or None) if yanked else None, channel_id, value),
         )
         if cursor.rowcount == 0:
-            raise NotFound(f"File '{filename}' not found")
+            raise NotFound(f"File '{value}' not found")
         _bump(db, channel_id)
+
+
+def delete_file(db: sqlite3.Connection, channel_id: int, file_id: int) -> int:
+    """Remove a file's row, and its package's when it was the last file, bumping the revision;
+    return how many files the package has left.
+
+    The blob stays: an upload of the same content may be committing it at this very moment,
+    so only `repo gc` removes blobs, once nothing references them.
+    """
+    with transaction(db):
+        row = db.execute(
+            "SELECT package_id FROM files WHERE id = ? AND channel_id = ?", (file_id, channel_id)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"File {file_id} not found")
+        db.execute("DELETE FROM files WHERE id = ?", (file_id,))
+        left = db.execute(
+            "SELECT count(*) FROM files WHERE package_id = ?", (row["package_id"],)
+        ).fetchone()[0]
+        if left == 0:
+            db.execute("DELETE FROM packages WHERE id = ?", (row["package_id"],))
+        _bump(db, channel_id)
+    return left
+
+
+def file_in_channel(db: sqlite3.Connection, channel_id: int, file_id: int) -> sqlite3.Row:
+    """A file of the channel with its package's normalized `package` name; NotFound if none."""
+    row = db.execute(
+        "SELECT files.*, packages.name AS package FROM files"
+        " JOIN packages ON packages.id = files.package_id"
+        " WHERE files.id = ? AND files.channel_id = ?",
+        (file_id, channel_id),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"File {file_id} not found")
+    return row
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern (with ESCAPE '\\') that matches names containing `text`."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def channel_packages(db: sqlite3.Connection, channel_id: int, query: str = "") -> list[dict]:
+    """The channel's Python projects and R packages whose names contain `query`, by kind and
+    name, each with its versions, file count, total size and latest upload and uploader.
+
+    Python names are compared normalized (PEP 503), so `Demo.Pkg` finds `demo-pkg`.
+    """
+    rows = db.execute(
+        "SELECT packages.kind, packages.name, packages.display_name,"
+        " group_concat(DISTINCT files.version) AS versions, count(*) AS files,"
+        " sum(files.size) AS size, max(files.uploaded) AS uploaded,"
+        " (SELECT users.name FROM files AS latest JOIN users ON users.id = latest.uploader_id"
+        "  WHERE latest.package_id = packages.id ORDER BY latest.uploaded DESC LIMIT 1)"
+        "  AS uploader"
+        " FROM packages JOIN files ON files.package_id = packages.id"
+        " WHERE packages.channel_id = ?"
+        " AND packages.name LIKE CASE packages.kind WHEN 'pypi' THEN ? ELSE ? END ESCAPE '\\'"
+        " GROUP BY packages.id ORDER BY packages.kind DESC, packages.name",
+        (channel_id, _like(canonicalize_name(query)), _like(query)),
+    ).fetchall()
+    return [{**row, "versions": row["versions"].split(",")} for row in rows]
+
+
+def package_detail(
+    db: sqlite3.Connection, channel_id: int, kind: str, name: str
+) -> tuple[sqlite3.Row, list[sqlite3.Row]] | None:
+    """(package, files) with each file's `uploader` name, newest upload first; None when the
+    channel has no such package."""
+    package = _package(db, channel_id, kind, name)
+    if package is None:
+        return None
+    rows = db.execute(
+        "SELECT files.*, users.name AS uploader FROM files"
+        " LEFT JOIN users ON users.id = files.uploader_id"
+        " WHERE files.package_id = ? ORDER BY files.uploaded DESC, files.filename",
+        (package["id"],),
+    ).fetchall()
+    return package, rows

@@ -3,16 +3,29 @@ and conditional answers keyed on an ETag computed before anything is rendered.""
 
 from __future__ import annotations
 
-from flask import Response, request
+from flask import Response, render_template, request
 
 from .errors import one_line
 
+# The web UI's blueprint (repo/ui/routes.py): people, not pip or twine, read its errors.
+UI = "ui"
+
 
 def error(status: int, message: str, headers: dict | None = None) -> Response:
-    """A one-line text answer whose reason phrase is the message too (twine shows only that)."""
+    """A one-line text answer whose reason phrase is the message too (twine shows only that);
+    a page of the web UI gets an HTML page that says the same."""
+    if UI in request.blueprints:
+        return _page(status, message, headers)
     line = one_line(message)
     response = Response(line + "\n", status=status, mimetype="text/plain", headers=headers)
     response.status = f"{status} {line}"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _page(status: int, message: str, headers: dict | None) -> Response:
+    body = render_template("ui/error.html", status=status, message=message)
+    response = Response(body, status=status, mimetype="text/html", headers=headers)
     response.headers["Cache-Control"] = "no-store"
     return response
 

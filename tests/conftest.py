@@ -12,6 +12,9 @@ from repo import accounts, create_app
 from repo.db import get_db
 
 TESTS = Path(__file__).parent
+# Tests make many failed authentications from one address on purpose; throttling has tests
+# of its own.
+UNTHROTTLED = {"AUTH_FAILURE_LIMIT": 0}
 
 
 def pytest_collection_modifyitems(items):
@@ -25,7 +28,7 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture
 def app(tmp_path):
-    app = create_app({"DATA_DIR": str(tmp_path / "data"), "TESTING": True})
+    app = create_app({"DATA_DIR": str(tmp_path / "data"), "TESTING": True, **UNTHROTTLED})
     with app.app_context():
         yield app
 

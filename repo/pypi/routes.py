@@ -9,9 +9,16 @@ from packaging.utils import canonicalize_name
 from .. import auth, files, responses
 from ..db import get_db
 from ..errors import NotFound, RepoError
+from ..pagecache import PageCache
 from . import simple
 
 bp = Blueprint("pypi", __name__)
+
+
+@bp.record_once
+def _make_page_cache(state) -> None:
+    state.app.extensions["pages"] = PageCache()
+
 
 KIND = "pypi"
 # pip 26.2+ and uv cache index pages by Cache-Control: revalidate every time, so an upload is
@@ -30,11 +37,15 @@ def _negotiated_format() -> str:
     return chosen
 
 
-def _index_response(channel, content_type: str, render) -> Response:
+def _index_response(channel, content_type: str, page: str, render) -> Response:
     """An index page with a strong ETag from the channel's revision, computed before rendering
-    so that a revalidation costs one indexed lookup."""
+    so that a revalidation costs one indexed lookup; rendered once per revision and worker."""
     etag = f"{PAGE_FORMAT}-{channel['revision']}-{content_type.rsplit('+', 1)[-1]}"
-    response = responses.not_modified(etag) or Response(render(), content_type=content_type)
+    response = responses.not_modified(etag)
+    if response is None:
+        key = (channel["id"], channel["revision"], content_type, page)
+        body = current_app.extensions["pages"].get(key, render)
+        response = Response(body, content_type=content_type)
     response.set_etag(etag)
     response.headers["Cache-Control"] = INDEX_CACHE
     response.vary.add("Accept")
@@ -51,7 +62,7 @@ def project_list(channel: str):
         rows = files.projects(get_db(), target["id"], KIND)
         return simple.project_list(content_type, [(r["display_name"], r["name"]) for r in rows])
 
-    return _index_response(target, content_type, render)
+    return _index_response(target, content_type, "", render)
 
 
 @bp.get("/<channel>/simple/<project>/")
@@ -63,13 +74,14 @@ def project_page(channel: str, project: str):
         # Relative, so the token-in-path prefix survives the redirect.
         return redirect(f"../{normalized}/", 301)
     content_type = _negotiated_format()
-    rows = files.package_files(get_db(), target["id"], KIND, normalized)
-    if not rows:
-        raise NotFound(f"Project '{project}' not found in channel '{channel}'")
-    entries = [_entry(row) for row in rows]
-    return _index_response(
-        target, content_type, lambda: simple.project_page(content_type, normalized, entries)
-    )
+
+    def render() -> str:
+        rows = files.package_files(get_db(), target["id"], KIND, normalized)
+        if not rows:
+            raise NotFound(f"Project '{project}' not found in channel '{channel}'")
+        return simple.project_page(content_type, normalized, [_entry(row) for row in rows])
+
+    return _index_response(target, content_type, normalized, render)
 
 
 def _entry(row) -> simple.FileEntry:

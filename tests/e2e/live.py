@@ -3,6 +3,7 @@ that the end-to-end tests drive."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -32,13 +33,18 @@ def tool(name: str) -> str:
 class LiveServer:
     """`repo serve` on 127.0.0.1 with a port the OS chose, on a data dir of its own."""
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, command: list[str] | None = None, **settings: str):
+        """`command` runs `repo` (the installed script unless given); `settings` are REPO_*
+        variables; failed-auth throttling is off unless set."""
+        self.command = command or [tool("repo")]
         self.data_dir = data_dir
         self.log_path = data_dir.parent / f"{data_dir.name}.log"
-        env = {**os.environ, "REPO_ADMIN_PASSWORD": ADMIN_PASSWORD, "REPO_DATA_DIR": ""}
+        quiet = {"REPO_DATA_DIR": "", "REPO_AUTH_FAILURE_LIMIT": "0"}
+        env = self.env = {**os.environ, "REPO_ADMIN_PASSWORD": ADMIN_PASSWORD, **quiet,
+                          **settings}  # fmt: skip
         self._log = open(self.log_path, "w+b")  # noqa: SIM115 - open for the server's lifetime
         self.process = subprocess.Popen(
-            [tool("repo"), "--data-dir", str(data_dir), "serve", "--bind", "127.0.0.1:0",
+            [*self.command, "--data-dir", str(data_dir), "serve", "--bind", "127.0.0.1:0",
              "--workers", "2"],
             stdout=self._log, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
@@ -68,8 +74,8 @@ class LiveServer:
     def cli(self, *args: str) -> str:
         """Run the `repo` command on this server's data dir; return its stdout."""
         result = subprocess.run(
-            [tool("repo"), "--data-dir", str(self.data_dir), *args],
-            capture_output=True, text=True, timeout=60,
+            [*self.command, "--data-dir", str(self.data_dir), *args],
+            capture_output=True, text=True, timeout=60, env=self.env,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
         return result.stdout.strip()
@@ -95,6 +101,20 @@ class LiveServer:
         self._log.close()
 
 
+def sandboxed_env(home: Path) -> dict[str, str]:
+    """An environment in which pip, uv and twine see no user config and write under `home`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "TWINE_"))}
+    home.mkdir(parents=True, exist_ok=True)
+    env.update(
+        HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), XDG_CACHE_HOME=str(home / ".cache"),
+        XDG_DATA_HOME=str(home / ".local/share"), PIP_CONFIG_FILE=os.devnull,
+        PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1", UV_NO_CONFIG="1",
+        UV_CACHE_DIR=str(home / "uv-cache"), UV_PYTHON_DOWNLOADS="never", NO_COLOR="1",
+        PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring",
+    )  # fmt: skip
+    return env
+
+
 def run(args: list[str], env: dict[str, str], timeout: int = 120, cwd: Path | None = None):
     """Run a client; never through a shell."""
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
@@ -108,20 +128,24 @@ class Dists:
         self.built: dict[tuple, list[Path]] = {}
 
     def build(self, name: str, version: str, dependencies: tuple[str, ...] = (),
-              requires_python: str | None = None, readme: str = "", variant: str = ""):  # fmt: skip
-        """[wheel, sdist] of the project; `variant` changes the content, not the filenames."""
-        key = (name, version, dependencies, requires_python, len(readme), variant)
+              requires_python: str | None = None, readme: str = "", variant: str = "",
+              summary: str = ""):  # fmt: skip
+        """[wheel, sdist] of the project; `variant` changes the content, not the filenames;
+        `summary` replaces "Test project NAME"."""
+        key = (name, version, dependencies, requires_python, len(readme), variant, summary)
         if key not in self.built:
             self.built[key] = self._build(key, name, version, dependencies, requires_python,
-                                          readme, variant)  # fmt: skip
+                                          readme, variant, summary)  # fmt: skip
         return self.built[key]
 
-    def _build(self, key, name, version, dependencies, requires_python, readme, variant):
+    def _build(self, key, name, version, dependencies, requires_python, readme, variant,
+               summary):  # fmt: skip
         source = self.root / f"src-{len(self.built)}"
         module = re.sub(r"[-_.]+", "_", name).lower()
         (source / module).mkdir(parents=True)
         (source / module / "__init__.py").write_text(f"NAME = {name!r}\nVARIANT = {variant!r}\n")
         (source / "README.md").write_text(readme or f"# {name}\n")
+        description = json.dumps(summary or f"Test project {name}")  # a TOML basic string
         project = textwrap.dedent(f"""\
             [build-system]
             requires = ["setuptools>=68"]
@@ -129,7 +153,7 @@ class Dists:
             [project]
             name = "{name}"
             version = "{version}"
-            description = "Test project {name}"
+            description = {description}
             readme = "README.md"
             dependencies = {list(dependencies)!r}
             """)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
+from werkzeug.security import generate_password_hash
 
 from repo import accounts, create_app
 from repo.db import get_db
 
 from .builders import token_auth
+from .webui import Visitor
 
 
 @pytest.fixture
@@ -27,3 +31,17 @@ def small(tmp_path):
         channel_id = accounts.create_channel(db, "ch", user_id)
         _, secret = accounts.create_token(db, user_id, channel_id, "write")
         yield app, token_auth(secret)
+
+
+@pytest.fixture
+def visitor(client):
+    """Somebody using the web UI: `visitor.login("alice")`, `visitor.post(url, field=value)`."""
+    return Visitor(client)
+
+
+@pytest.fixture
+def fast_passwords(monkeypatch):
+    """Cheap password hashes (one PBKDF2 round instead of scrypt's 0.1 s) for tests that make
+    many users and sign-ins but are not about hashing."""
+    cheap = functools.partial(generate_password_hash, method="pbkdf2:sha256:1")
+    monkeypatch.setattr(accounts, "generate_password_hash", cheap)

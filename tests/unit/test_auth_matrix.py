@@ -16,6 +16,7 @@ from werkzeug.security import generate_password_hash
 from repo import accounts, create_app, tokens
 from repo.db import get_db
 
+from ..conftest import UNTHROTTLED
 from .builders import (
     CHALLENGE,
     R_SOURCE_NAME,
@@ -120,7 +121,8 @@ FAST_HASH = "pbkdf2:sha256:1000"
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """One app for the whole matrix: its requests change nothing but tokens' last_used."""
-    app = create_app({"DATA_DIR": str(tmp_path_factory.mktemp("matrix")), "TESTING": True})
+    config = {"DATA_DIR": str(tmp_path_factory.mktemp("matrix")), "TESTING": True}
+    app = create_app({**config, **UNTHROTTLED})
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(accounts, "generate_password_hash", partial(generate_password_hash,
                                                                   method=FAST_HASH))  # fmt: skip

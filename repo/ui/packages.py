@@ -1,0 +1,69 @@
+"""A package's page (its metadata, install commands and files by version) and what a
+channel's owners may do to a file: yank, unyank or delete it."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+
+from .. import files
+from ..db import get_db
+from ..errors import NotFound
+from . import commands, display
+from .session import channel_for, login_required
+
+bp = Blueprint("packages", __name__, url_prefix="/channels/<channel>")
+
+
+@bp.get("/<any(pypi, cran):kind>/<name>")
+def show(channel: str, kind: str, name: str):
+    """Metadata of the newest version; every file with its size, upload and uploader."""
+    row, role = channel_for(channel)
+    detail = files.package_detail(get_db(), row["id"], kind, name)
+    if detail is None:
+        raise NotFound(f"Package '{name}' not found in channel '{channel}'")
+    package, rows = detail
+    versions = display.by_version(kind, rows)
+    newest = versions[0][1][0]
+    where = commands.Channel.at(request.host_url, channel)
+    r_file = f"{package['name']}_{newest['version']}.tar.gz"
+    return render_template(
+        "ui/package.html", channel=row, role=role, package=package, versions=versions,
+        newest=newest, metadata=json.loads(newest["metadata"]),
+        installs=commands.installs(where, kind, package["display_name"],
+                                    public=bool(row["public"])),
+        uploads=commands.uploads(where, kind, r_file=r_file),
+    )  # fmt: skip
+
+
+def _owned_file(channel: str, file_id: int):
+    """The channel (which the user must own) and the file in it, with its package's name."""
+    row, _ = channel_for(channel, "owner")
+    return row, files.file_in_channel(get_db(), row["id"], file_id)
+
+
+def _package_page(channel: str, file) -> str:
+    return url_for(".show", channel=channel, kind=file["kind"], name=file["package"])
+
+
+@bp.post("/files/<int:file_id>/yanked")
+@login_required
+def set_yanked(channel: str, file_id: int):
+    """Yank (`yanked=1`, with a reason pip shows) or unyank (`yanked=0`) a file (PEP 592)."""
+    row, file = _owned_file(channel, file_id)
+    yanked = request.form.get("yanked") == "1"
+    files.set_yanked_by_id(get_db(), row["id"], file_id, yanked, request.form.get("reason"))
+    flash(f"{'Yanked' if yanked else 'Unyanked'} {file['filename']}", "ok")
+    return redirect(_package_page(channel, file), 303)
+
+
+@bp.post("/files/<int:file_id>/delete")
+@login_required
+def delete(channel: str, file_id: int):
+    """Delete a file; the package goes with its last file."""
+    row, file = _owned_file(channel, file_id)
+    left = files.delete_file(get_db(), row["id"], file_id)
+    flash(f"Deleted {file['filename']}", "ok")
+    back = _package_page(channel, file) if left else url_for("ui.channels.show", channel=channel)
+    return redirect(back, 303)

@@ -1,0 +1,126 @@
+"""Who is signed in to the web UI: the sign-in and sign-out pages, the session that remembers
+the user, and the checks a page makes on it (signed in, an admin, a role in a channel).
+
+The session is Flask's signed cookie holding the user's id, a fingerprint of their password
+hash and the CSRF secret. Every request re-reads the user, so disabling a user or changing
+their password ends their sessions at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+from collections.abc import Callable
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+
+from .. import accounts, throttle
+from ..db import get_db
+from ..errors import Forbidden, NotFound
+
+bp = Blueprint("session", __name__)
+
+WRONG_CREDENTIALS = "Invalid user name or password"
+
+
+def load_user() -> None:
+    """Before every request of the UI: the signed-in user as `g.user`, or None."""
+    g.user = None
+    if "user_id" in session:
+        g.user = accounts.session_user(get_db(), session["user_id"], session.get("stamp", ""))
+        if g.user is None:
+            session.clear()
+
+
+def login_required(view: Callable) -> Callable:
+    """A page for signed-in users: anybody else is sent to sign in, and then back here (to a
+    page, not to a form's POST)."""
+
+    @functools.wraps(view)
+    def wrapped(**values):
+        if g.user is None:
+            back = request.full_path.rstrip("?") if request.method == "GET" else None
+            return redirect(url_for("ui.session.login", next=back))
+        return view(**values)
+
+    return wrapped
+
+
+def admin_required(view: Callable) -> Callable:
+    """A page for admins: anonymous visitors sign in first, other users get 403."""
+
+    @functools.wraps(view)
+    def wrapped(**values):
+        if not g.user.is_admin:
+            raise Forbidden("Only administrators may see this page")
+        return view(**values)
+
+    return login_required(wrapped)
+
+
+def channel_for(name: str, need: str = "read") -> tuple[sqlite3.Row, str]:
+    """The channel `name` and the visitor's role in it (accounts.role_in), if at least `need`.
+
+    A channel the visitor may not read is not found, just like a missing one, so private
+    names do not leak; one they may read but not `need` in is 403.
+    """
+    db = get_db()
+    channel = accounts.find_channel(db, name)
+    role = accounts.role_in(db, g.user, channel) if channel is not None else None
+    if role is None:
+        raise NotFound(f"Channel '{name}' not found")
+    if accounts.rank(role) < accounts.rank(need):
+        raise Forbidden(f"Only a member with the role {need} in channel '{name}' may do this")
+    return channel, role
+
+
+def _next_page() -> str:
+    # Only a path on this site: never `//evil.example` or an absolute URL.
+    target = request.values.get("next", "")
+    if target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return url_for("ui.channels.index")
+
+
+def _login_page(error: str | None = None, name: str = "", status: int = 200):
+    return render_template("ui/login.html", error=error, name=name, next=_next_page()), status
+
+
+@bp.get("/login")
+def login():
+    return _login_page()
+
+
+@bp.post("/login")
+def login_post():
+    """Check the password (throttled per address, as the API is), then start a new session."""
+    db, address, name = get_db(), request.remote_addr or "unknown", request.form.get("name", "")
+    wait = throttle.retry_after(db, address, current_app.config["AUTH_FAILURE_LIMIT"])
+    if wait:
+        return _login_page(f"Too many failed sign-ins: try again in {wait} s", name, 429)
+    identity = accounts.check_password(db, name, request.form.get("password", ""))
+    if identity is None:
+        throttle.record_failure(db, address)
+        return _login_page(WRONG_CREDENTIALS, name)
+    # A new session, never the one the visitor had before signing in (session fixation).
+    session.clear()
+    session.permanent = True
+    session.update(user_id=identity.user_id, stamp=accounts.session_stamp(db, identity.user_id))
+    return redirect(_next_page(), 303)
+
+
+@bp.post("/logout")
+def logout():
+    session.clear()
+    flash("Signed out", "ok")
+    return redirect(url_for("ui.channels.index"), 303)

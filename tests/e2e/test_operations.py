@@ -1,0 +1,188 @@
+"""Operating a live server: a worker killed mid-upload, fsck, gc, and an online backup
+restored into a new server that serves the same files to real pip."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from .live import LiveServer, run, tool
+
+
+@pytest.fixture(scope="module")
+def shop(live_server, dists, tmp_path_factory):
+    """alice's private channel `ops` holding one project uploaded with twine."""
+    s = live_server
+    s.cli("user", "create", "alice", "--password", "alice-password")
+    s.cli("channel", "create", "ops", "--owner", "alice")
+    token = s.cli("token", "create", "alice")
+    paths = dists.build("ops-demo", "1.0")
+    env = {"HOME": str(tmp_path_factory.mktemp("uploader")), "PATH": "/usr/bin:/bin"}
+    result = run([tool("twine"), "upload", "--non-interactive", "--disable-progress-bar",
+                  "--repository-url", f"{s.url}/api/repo/ops", *map(str, paths),
+                  "-u", "__token__", "-p", token], env)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return SimpleNamespace(token=token, paths=paths)
+
+
+def workers_of(server: LiveServer) -> list[int]:
+    children = f"/proc/{server.process.pid}/task/{server.process.pid}/children"
+    with open(children) as handle:
+        return [int(pid) for pid in handle.read().split()]
+
+
+def start_upload_and_stall(server: LiveServer, token: str) -> socket.socket:
+    """Send the headers and the first half of a 2 MB upload, then stop sending."""
+    boundary = "stall"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name=":action"\r\n\r\nfile_upload\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="content"; '
+        f'filename="stall-1.0.tar.gz"\r\nContent-Type: application/octet-stream\r\n\r\n'
+    ).encode()
+    body_length = len(head) + 2_000_000
+    host, port = server.host.split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock.sendall(
+        f"POST /api/repo/t/{token}/ops HTTP/1.1\r\nHost: {server.host}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+        f"Content-Length: {body_length}\r\n\r\n".encode()
+        + head
+        + os.urandom(1_000_000)
+    )
+    return sock
+
+
+def wait_for(condition, seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_worker_killed_mid_upload_leaves_nothing_visible(live_server, shop):
+    s = live_server
+    files_before, blobs_before = s.query("SELECT count(*) FROM files"), s.blobs()
+    sock = start_upload_and_stall(s, shop.token)
+    assert wait_for(lambda: any(os.path.getsize(s.data_dir / "blobs/tmp" / name) > 500_000
+                                for name in s.pending()))  # fmt: skip
+    old_workers = workers_of(s)
+    for pid in old_workers:
+        os.kill(pid, signal.SIGKILL)
+    sock.close()
+    assert wait_for(lambda: len(set(workers_of(s)) - set(old_workers)) == 2)
+    assert s.query("SELECT count(*) FROM files") == files_before
+    assert s.blobs() == blobs_before
+    assert len(s.pending()) == 1, "the killed upload's temp file stays until gc"
+    removed = s.cli("gc", "--grace", "0")
+    assert "1 files removed" in removed
+    assert s.pending() == [] and s.blobs() == blobs_before
+    assert "checked 3 blobs: 0 missing, 0 corrupt" in s.cli("fsck")
+
+
+def test_gc_spares_referenced_and_young_blobs(live_server, shop):
+    s = live_server
+    orphan = s.data_dir / "blobs" / "ab" / "cd" / ("abcd" + "0" * 60)
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"nobody points at me")
+    assert "0 files removed" in s.cli("gc")  # young: an upload may be committing it
+    os.utime(orphan, (time.time() - 7200, time.time() - 7200))
+    assert "1 files removed" in s.cli("gc")
+    assert not orphan.exists()
+    assert len(s.blobs()) == 3
+
+
+def test_fsck_reports_missing_and_corrupt_blobs(live_server, shop, tmp_path):
+    s = live_server
+    copy = tmp_path / "copy"
+    s.cli("backup", str(copy))
+    blobs = sorted(copy.glob("blobs/??/??/*"))
+    blobs[0].write_bytes(b"bit rot")
+    blobs[1].unlink()
+    result = subprocess.run([tool("repo"), "--data-dir", str(copy), "fsck"],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 1
+    assert f"corrupt {blobs[0].name}" in result.stderr
+    assert f"missing {blobs[1].name}" in result.stderr
+
+
+def test_backup_restores_into_a_server_that_serves_the_same_files(
+    live_server, shop, client_env, tmp_path
+):
+    s = live_server
+    s.cli("backup", str(tmp_path / "backup"))
+    restored = tmp_path / "restored"
+    result = subprocess.run(
+        [tool("repo"), "--data-dir", str(restored), "restore", str(tmp_path / "backup")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    server = LiveServer(restored)
+    try:
+        assert "Created user 'admin'" not in server.log()
+        url = f"{server.url}/api/repo/t/{shop.token}/ops/simple"
+        download = run([tool("python"), "-m", "pip", "download", "--no-deps", "--no-cache-dir",
+                        "--dest", str(tmp_path / "got"), "--index-url", url, "ops-demo"],
+                       client_env)  # fmt: skip
+        assert download.returncode == 0, download.stdout + download.stderr
+        got = next((tmp_path / "got").iterdir())
+        original = next(p for p in shop.paths if p.name == got.name)
+        assert (
+            hashlib.sha256(got.read_bytes()).digest()
+            == hashlib.sha256(original.read_bytes()).digest()
+        )
+    finally:
+        server.stop()
+
+
+def test_restore_refuses_a_data_dir_in_use(live_server, shop, tmp_path):
+    s = live_server
+    s.cli("backup", str(tmp_path / "backup"))
+    result = subprocess.run([tool("repo"), "--data-dir", str(s.data_dir), "restore",
+                             str(tmp_path / "backup")], capture_output=True, text=True,
+                            timeout=60)  # fmt: skip
+    assert result.returncode == 1
+    assert "already has a database" in result.stderr
+
+
+def test_healthz_answers_ok(live_server):
+    import urllib.request
+
+    with urllib.request.urlopen(f"{live_server.url}/healthz", timeout=5) as response:
+        assert response.status == 200 and response.read() == b"ok\n"
+
+
+def test_acknowledged_upload_survives_killing_the_whole_server(dists, client_env, tmp_path):
+    server = LiveServer(tmp_path / "data")
+    try:
+        server.cli("user", "create", "alice", "--password", "alice-password")
+        server.cli("channel", "create", "ops", "--owner", "alice")
+        token = server.cli("token", "create", "alice")
+        paths = dists.build("ops-demo", "1.0")
+        result = run([tool("twine"), "upload", "--non-interactive", "--disable-progress-bar",
+                      "--repository-url", f"{server.url}/api/repo/ops", *map(str, paths),
+                      "-u", "__token__", "-p", token], client_env)  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        for pid in [*workers_of(server), server.process.pid]:
+            os.kill(pid, signal.SIGKILL)
+        server.process.wait(10)
+    finally:
+        server.stop()
+    again = LiveServer(tmp_path / "data")
+    try:
+        url = f"{again.url}/api/repo/t/{token}/ops/simple"
+        download = run([tool("python"), "-m", "pip", "download", "--no-deps", "--no-cache-dir",
+                        "--dest", str(tmp_path / "got"), "--index-url", url, "ops-demo"],
+                       client_env)  # fmt: skip
+        assert download.returncode == 0, download.stdout + download.stderr
+        assert "checked 3 blobs: 0 missing, 0 corrupt" in again.cli("fsck")
+    finally:
+        again.stop()

@@ -1,0 +1,147 @@
+"""Property tests (hypothesis) of every parser a client's bytes reach: whatever comes in, each
+either answers or raises Invalid (a 400), never anything else (a 500, which twine would
+re-send five times); and what they emit keeps its shape."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from repo.cran import description, index, paths
+from repo.errors import Invalid, one_line
+from repo.pypi import metadata, simple
+
+from .builders import R_DESCRIPTION, r_source, sdist, wheel
+
+FUZZ = settings(max_examples=300, deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+SEEDS = [wheel(), sdist(), r_source()]
+
+
+def mutated(seed: bytes, flips: list[tuple[int, int]], cut: int) -> bytes:
+    data = bytearray(seed[: max(cut, 1)])
+    for position, value in flips:
+        data[position % len(data)] = value
+    return bytes(data)
+
+
+archives = st.one_of(
+    st.binary(max_size=2048),
+    st.builds(mutated, st.sampled_from(SEEDS),
+              st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=8),
+              st.integers(1, 4096)),
+)  # fmt: skip
+
+
+@FUZZ
+@given(data=archives, name=st.sampled_from(["demo_pkg-1.0-py3-none-any.whl",
+                                             "demo_pkg-1.0.tar.gz"]))  # fmt: skip
+def test_python_distribution_reader_answers_or_refuses(tmp_path, data, name):
+    path = tmp_path / "upload"
+    path.write_bytes(data)
+    try:
+        dist = metadata.read_distribution(str(path), name)
+    except Invalid as refused:
+        assert one_line(refused.message) == refused.message
+    else:
+        assert dist.normalized == "demo-pkg"
+
+
+@FUZZ
+@given(filename=st.text(max_size=300))
+def test_python_filename_check_answers_or_refuses(filename):
+    try:
+        kind = metadata.filetype_for(filename)
+    except Invalid:
+        return
+    assert kind in (metadata.WHEEL, metadata.SDIST)
+    assert "/" not in filename and "\\" not in filename and filename.isascii()
+
+
+@FUZZ
+@given(data=archives, filetype=st.sampled_from([description.SOURCE, description.BINARY]))
+def test_r_package_reader_answers_or_refuses(tmp_path, data, filetype):
+    path = tmp_path / "upload"
+    path.write_bytes(data)
+    try:
+        package = description.read_package(str(path), filetype)
+    except Invalid:
+        return
+    assert re.fullmatch(r"[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]", package.package)
+
+
+@FUZZ
+@given(data=st.one_of(st.binary(max_size=1024),
+                      st.builds(mutated, st.just(R_DESCRIPTION),
+                                st.lists(st.tuples(st.integers(0, 999), st.integers(0, 255)),
+                                         max_size=6), st.integers(1, 200))))  # fmt: skip
+def test_dcf_parser_answers_or_refuses(data):
+    try:
+        fields = description.parse_dcf(data)
+    except Invalid:
+        return
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in fields.items())
+
+
+@FUZZ
+# zipfile itself cannot write a name that is empty once cut at a NUL.
+@given(
+    names=st.lists(
+        st.text(min_size=1, max_size=20).filter(lambda n: n.split("\0")[0]), max_size=5, unique=True
+    )
+)
+def test_zip_member_names_never_crash_the_r_reader(tmp_path, names):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zipped:
+        for name in names:
+            zipped.writestr(name, b"Package: abc\nVersion: 1.0\n")
+    path = tmp_path / "abc_1.0.zip"
+    path.write_bytes(buffer.getvalue())
+    try:
+        description.read_package(str(path), description.BINARY)
+    except Invalid:
+        pass
+
+
+@FUZZ
+@given(accept=st.one_of(st.none(), st.text(max_size=200)), fmt=st.one_of(st.none(), st.text()))
+def test_accept_negotiation_never_raises(accept, fmt):
+    assert simple.choose_format(accept, fmt) in (None, simple.HTML, simple.V1_HTML, simple.V1_JSON)
+
+
+@FUZZ
+@given(path=st.text(max_size=120))
+def test_cran_paths_never_escape(path):
+    wanted = paths.parse(path)
+    if wanted is not None and wanted.file is not None:
+        assert "/" not in wanted.file and not wanted.file.startswith(".")
+
+
+@FUZZ
+@given(text=st.text())
+def test_reason_phrases_are_always_safe(text):
+    line = one_line(text)
+    assert line.isascii() and "\r" not in line and "\n" not in line and len(line) <= 200
+    line.encode("latin-1")
+
+
+DCF_RECORD = re.compile(r"(?:[A-Za-z0-9._@/-]+: [^\n]*\n)+")
+
+
+@FUZZ
+@given(values=st.lists(st.text(max_size=40), min_size=1, max_size=4))
+def test_packages_index_cannot_be_injected(values):
+    entries = [
+        index.Entry({"Package": f"p{i}", "Version": "1.0", "Depends": value, "License": value})
+        for i, value in enumerate(values)
+    ]
+    text = index.build(entries, binary=False).packages.decode("utf-8")
+    records = [record + "\n" for record in text.removesuffix("\n").split("\n\n")]
+    assert len(records) == len(values)
+    for i, record in enumerate(records):
+        assert DCF_RECORD.fullmatch(record), record
+        assert record.startswith(f"Package: p{i}\nVersion: 1.0\n")

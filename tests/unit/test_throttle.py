@@ -1,0 +1,102 @@
+"""Failed-authentication throttling: per client address, shared by every worker (counted in
+the database), refusing credentials with 429 and Retry-After until the window ends."""
+
+from __future__ import annotations
+
+import pytest
+
+from repo import create_app, throttle, tokens
+from repo.db import get_db
+
+from ..conftest import RepoHelper
+from .builders import refusal, send, token_auth
+
+LIMIT = 3
+
+
+@pytest.fixture
+def strict(tmp_path):
+    app = create_app({"DATA_DIR": str(tmp_path / "data"), "TESTING": True,
+                      "AUTH_FAILURE_LIMIT": LIMIT})  # fmt: skip
+    with app.app_context():
+        made = RepoHelper(get_db()).owner_with_channel("alice", "ch")
+        good = token_auth(RepoHelper(get_db()).token(made.user_id))
+        RepoHelper(get_db()).owner_with_channel("bob", "open", public=True)
+        yield app, good
+
+
+def fail(client, address="10.0.0.1"):
+    return send(client, "GET", "/api/repo/ch/simple/", headers=token_auth(tokens.generate()),
+                environ_base={"REMOTE_ADDR": address})  # fmt: skip
+
+
+def test_too_many_failures_refuse_even_good_credentials_with_429(strict):
+    app, good = strict
+    client = app.test_client()
+    assert [fail(client).status_code for _ in range(LIMIT)] == [401] * LIMIT
+
+    response = send(client, "GET", "/api/repo/ch/simple/", headers=good,
+                    environ_base={"REMOTE_ADDR": "10.0.0.1"})  # fmt: skip
+
+    assert response.status_code == 429
+    assert refusal(response).startswith("Too many failed authentications from this address")
+    assert 0 < int(response.headers["Retry-After"]) <= throttle.WINDOW + 1
+
+
+def test_other_addresses_and_anonymous_reads_are_not_throttled(strict):
+    app, good = strict
+    client = app.test_client()
+    for _ in range(LIMIT):
+        fail(client)
+
+    other = send(client, "GET", "/api/repo/ch/simple/", headers=good,
+                 environ_base={"REMOTE_ADDR": "10.0.0.2"})  # fmt: skip
+    anonymous = send(client, "GET", "/api/repo/open/simple/",
+                     environ_base={"REMOTE_ADDR": "10.0.0.1"})  # fmt: skip
+
+    assert other.status_code == 200
+    assert anonymous.status_code == 200
+
+
+def test_failures_below_the_limit_do_not_throttle(strict):
+    app, good = strict
+    client = app.test_client()
+    for _ in range(LIMIT - 1):
+        fail(client)
+
+    response = send(client, "GET", "/api/repo/ch/simple/", headers=good,
+                    environ_base={"REMOTE_ADDR": "10.0.0.1"})  # fmt: skip
+
+    assert response.status_code == 200
+
+
+def test_the_window_ends(strict, monkeypatch):
+    app, good = strict
+    client = app.test_client()
+    for _ in range(LIMIT):
+        fail(client)
+    later = throttle.time.time() + throttle.WINDOW + 1
+    monkeypatch.setattr(throttle.time, "time", lambda: later)
+
+    response = send(client, "GET", "/api/repo/ch/simple/", headers=good,
+                    environ_base={"REMOTE_ADDR": "10.0.0.1"})  # fmt: skip
+
+    assert response.status_code == 200
+    assert fail(client).status_code == 401
+    count = get_db().execute("SELECT count FROM auth_failures WHERE address = '10.0.0.1'")
+    assert count.fetchone()[0] == 1
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_counts(tmp_path):
+    app = create_app({"DATA_DIR": str(tmp_path / "data"), "TESTING": True,
+                      "AUTH_FAILURE_LIMIT": 1, "TRUSTED_PROXIES": 1})  # fmt: skip
+    client = app.test_client()
+    headers = {**token_auth(tokens.generate()), "X-Forwarded-For": "203.0.113.7"}
+
+    send(client, "GET", "/api/repo/ch/simple/", headers=headers)
+    throttled = send(client, "GET", "/api/repo/ch/simple/", headers=headers)
+    elsewhere = send(client, "GET", "/api/repo/ch/simple/",
+                     headers={**headers, "X-Forwarded-For": "203.0.113.8"})  # fmt: skip
+
+    assert throttled.status_code == 429
+    assert elsewhere.status_code == 401
