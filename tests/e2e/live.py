@@ -115,6 +115,18 @@ def sandboxed_env(home: Path) -> dict[str, str]:
     return env
 
 
+def twine_upload(url: str, paths, env: dict[str, str], user: str, password: str):
+    """`twine upload` of `paths` to `url`, never prompting."""
+    args = ["upload", "--non-interactive", "--disable-progress-bar", "--repository-url", url]
+    return run([tool("twine"), *args, *map(str, paths), "-u", user, "-p", password], env)
+
+
+def pip_download(index_url: str, dest: Path, env: dict[str, str], *requirements: str):
+    """`pip download` without dependencies or cache into `dest`."""
+    return run([tool("python"), "-m", "pip", "download", "--no-deps", "--no-cache-dir",
+                "--dest", str(dest), "--index-url", index_url, *requirements], env)  # fmt: skip
+
+
 def run(args: list[str], env: dict[str, str], timeout: int = 120, cwd: Path | None = None):
     """Run a client; never through a shell."""
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from .live import LiveServer, run, tool
+from .live import LiveServer, pip_download, run, tool, twine_upload
 
 SIZE = "24m"
 
@@ -36,9 +36,7 @@ def test_upload_on_a_full_disk_is_507_and_reads_go_on(small_disk, dists, client_
     token = s.cli("token", "create", "alice")
     small = dists.build("fits", "1.0")
     url = f"{s.url}/api/repo/full"
-    twine = [tool("twine"), "upload", "--non-interactive", "--disable-progress-bar",
-             "--repository-url", url, "-u", "__token__", "-p", token]  # fmt: skip
-    assert run([*twine, *map(str, small)], client_env).returncode == 0
+    assert twine_upload(url, small, client_env, "__token__", token).returncode == 0
     rows, blobs = s.query("SELECT count(*) FROM files"), s.blobs()
 
     huge = tmp_path / "huge-1.0.tar.gz"
@@ -52,9 +50,8 @@ def test_upload_on_a_full_disk_is_507_and_reads_go_on(small_disk, dists, client_
     assert "Insufficient storage: the server's disk is full" in result.stderr
     assert s.query("SELECT count(*) FROM files") == rows
     assert s.blobs() == blobs and s.pending() == []
-    download = run([tool("python"), "-m", "pip", "download", "--no-deps", "--no-cache-dir",
-                    "--dest", str(tmp_path / "got"), "--index-url",
-                    f"{s.url}/api/repo/t/{token}/full/simple", "fits"], client_env)  # fmt: skip
+    index = f"{s.url}/api/repo/t/{token}/full/simple"
+    download = pip_download(index, tmp_path / "got", client_env, "fits")
     assert download.returncode == 0, download.stdout + download.stderr
     got = next((tmp_path / "got").iterdir())
     assert hashlib.sha256(got.read_bytes()).hexdigest() in s.blobs()

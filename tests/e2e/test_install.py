@@ -14,7 +14,7 @@ import pytest
 from packaging.utils import parse_sdist_filename, parse_wheel_filename
 from pypi_simple import PyPISimple
 
-from .live import run, tool
+from .live import run, tool, twine_upload
 
 JSON = "application/vnd.pypi.simple.v1+json"
 
@@ -42,9 +42,7 @@ def channels(live_server, dists, tmp_path_factory):
         "pub": dists.build("pubpkg", "0.1"),
     }
     for channel, paths in uploads.items():
-        result = run([tool("twine"), "upload", "--non-interactive", "--disable-progress-bar",
-                      "--repository-url", f"{s.url}/api/repo/{channel}", *map(str, paths),
-                      "-u", user, "-p", "x-auth-token"], env)  # fmt: skip
+        result = twine_upload(f"{s.url}/api/repo/{channel}", paths, env, user, "x-auth-token")
         assert result.returncode == 0, result.stdout + result.stderr
     s.cli("yank", "dev", "yanky-2.0-py3-none-any.whl", "--reason", "broken build")
     s.cli("yank", "dev", "yanky-2.0.tar.gz", "--reason", "broken build")

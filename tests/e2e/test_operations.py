@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from .live import LiveServer, run, tool
+from .live import LiveServer, pip_download, tool, twine_upload
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +25,7 @@ def shop(live_server, dists, tmp_path_factory):
     token = s.cli("token", "create", "alice")
     paths = dists.build("ops-demo", "1.0")
     env = {"HOME": str(tmp_path_factory.mktemp("uploader")), "PATH": "/usr/bin:/bin"}
-    result = run([tool("twine"), "upload", "--non-interactive", "--disable-progress-bar",
-                  "--repository-url", f"{s.url}/api/repo/ops", *map(str, paths),
-                  "-u", "__token__", "-p", token], env)  # fmt: skip
+    result = twine_upload(f"{s.url}/api/repo/ops", paths, env, "__token__", token)
     assert result.returncode == 0, result.stdout + result.stderr
     return SimpleNamespace(token=token, paths=paths)
 
@@ -129,9 +127,7 @@ def test_backup_restores_into_a_server_that_serves_the_same_files(
     try:
         assert "Created user 'admin'" not in server.log()
         url = f"{server.url}/api/repo/t/{shop.token}/ops/simple"
-        download = run([tool("python"), "-m", "pip", "download", "--no-deps", "--no-cache-dir",
-                        "--dest", str(tmp_path / "got"), "--index-url", url, "ops-demo"],
-                       client_env)  # fmt: skip
+        download = pip_download(url, tmp_path / "got", client_env, "ops-demo")
         assert download.returncode == 0, download.stdout + download.stderr
         got = next((tmp_path / "got").iterdir())
         original = next(p for p in shop.paths if p.name == got.name)
@@ -167,9 +163,8 @@ def test_acknowledged_upload_survives_killing_the_whole_server(dists, client_env
         server.cli("channel", "create", "ops", "--owner", "alice")
         token = server.cli("token", "create", "alice")
         paths = dists.build("ops-demo", "1.0")
-        result = run([tool("twine"), "upload", "--non-interactive", "--disable-progress-bar",
-                      "--repository-url", f"{server.url}/api/repo/ops", *map(str, paths),
-                      "-u", "__token__", "-p", token], client_env)  # fmt: skip
+        result = twine_upload(f"{server.url}/api/repo/ops", paths, client_env, "__token__",
+                              token)  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
         for pid in [*workers_of(server), server.process.pid]:
             os.kill(pid, signal.SIGKILL)
@@ -179,9 +174,7 @@ def test_acknowledged_upload_survives_killing_the_whole_server(dists, client_env
     again = LiveServer(tmp_path / "data")
     try:
         url = f"{again.url}/api/repo/t/{token}/ops/simple"
-        download = run([tool("python"), "-m", "pip", "download", "--no-deps", "--no-cache-dir",
-                        "--dest", str(tmp_path / "got"), "--index-url", url, "ops-demo"],
-                       client_env)  # fmt: skip
+        download = pip_download(url, tmp_path / "got", client_env, "ops-demo")
         assert download.returncode == 0, download.stdout + download.stderr
         assert "checked 3 blobs: 0 missing, 0 corrupt" in again.cli("fsck")
     finally:

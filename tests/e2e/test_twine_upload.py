@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from .live import run, tool
+from .live import run, tool, twine_upload
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +37,8 @@ def team(live_server):
 
 
 def twine(env, url, paths, user, password):
-    args = ["upload", "--non-interactive", "--disable-progress-bar", "--repository-url", url]
-    return run([tool("twine"), *args, *map(str, paths), "-u", user, "-p", password], env)
+    """twine_upload with the arguments in this module's order."""
+    return twine_upload(url, paths, env, user, password)
 
 
 def said(result) -> str:

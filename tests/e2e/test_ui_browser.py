@@ -13,7 +13,7 @@ import pytest
 
 from ..unit.builders import r_source
 from .browser import DESKTOP, expect, launch, screenshots
-from .live import ADMIN_PASSWORD, run, sandboxed_env, tool
+from .live import ADMIN_PASSWORD, run, sandboxed_env, tool, twine_upload
 
 PASSWORD = "alice-password"
 SCRIPT = "<script>window.pwned=1</script>"
@@ -97,17 +97,15 @@ def write_token(alice, channels) -> str:
     return create_token(alice, "ci upload", "web", "write")
 
 
-def twine_upload(site, env, paths, token: str, channel: str = "web"):
-    return run([tool("twine"), "upload", "--non-interactive", "--disable-progress-bar",
-                "--repository-url", f"{site.url}/api/repo/{channel}", *map(str, paths),
-                "-u", "__token__", "-p", token], env)  # fmt: skip
+def upload_to(site, env, paths, token: str, channel: str = "web"):
+    return twine_upload(f"{site.url}/api/repo/{channel}", paths, env, "__token__", token)
 
 
 @pytest.fixture(scope="module")
 def uploaded(site, env, dists, write_token):
     """web-demo 1.0 uploaded to 'web' with real twine and the token made in the browser."""
     paths = dists.build("web-demo", "1.0", requires_python=">=3.8")
-    result = twine_upload(site, env, paths, write_token)
+    result = upload_to(site, env, paths, write_token)
     assert result.returncode == 0, result.stdout + result.stderr
     return paths
 
@@ -170,7 +168,7 @@ def test_read_token_from_the_ui_installs_with_pip(alice, site, env, uploaded, tm
     result = pip_install(site, env, tmp_path / "lib", token)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "lib" / "web_demo" / "__init__.py").exists()
-    refused = twine_upload(site, env, uploaded, token)
+    refused = upload_to(site, env, uploaded, token)
     assert refused.returncode == 1 and "403" in refused.stdout + refused.stderr
 
 
@@ -212,7 +210,7 @@ def test_anonymous_visitor_sees_the_public_channel_not_the_private_one(browser, 
 
 def test_script_in_a_package_summary_is_shown_as_text(alice, site, env, dists, write_token):
     paths = dists.build("scripted", "1.0", summary=f"Hello {SCRIPT}", readme=f"# x\n{SCRIPT}\n")
-    result = twine_upload(site, env, paths, write_token)
+    result = upload_to(site, env, paths, write_token)
     assert result.returncode == 0, result.stdout + result.stderr
     alice.goto("/channels/web/pypi/scripted")
     expect(alice.locator("dl.meta")).to_contain_text(f"Hello {SCRIPT}")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .live import LiveServer, run, tool
+from .live import LiveServer, pip_download, run, twine_upload
 
 PYZ = Path(__file__).parents[2] / "dist" / "repo.pyz"
 
@@ -45,13 +45,10 @@ def test_zipapp_serves_and_takes_uploads(pyz_server, dists, client_env, tmp_path
     s.cli("channel", "create", "zip", "--owner", "alice")
     token = s.cli("token", "create", "alice")
     paths = dists.build("zipped", "1.0")
-    upload = run([tool("twine"), "upload", "--non-interactive", "--disable-progress-bar",
-                  "--repository-url", f"{s.url}/api/repo/zip", *map(str, paths),
-                  "-u", "__token__", "-p", token], client_env)  # fmt: skip
+    upload = twine_upload(f"{s.url}/api/repo/zip", paths, client_env, "__token__", token)
     assert upload.returncode == 0, upload.stdout + upload.stderr
-    download = run([tool("python"), "-m", "pip", "download", "--no-deps", "--no-cache-dir",
-                    "--dest", str(tmp_path), "--index-url",
-                    f"{s.url}/api/repo/t/{token}/zip/simple", "zipped"], client_env)  # fmt: skip
+    download = pip_download(f"{s.url}/api/repo/t/{token}/zip/simple", tmp_path, client_env,
+                            "zipped")  # fmt: skip
     assert download.returncode == 0, download.stdout + download.stderr
     with urllib.request.urlopen(f"{s.url}/login", timeout=5) as page:
         assert b"<form" in page.read()
