@@ -22,7 +22,7 @@ PREFIXES = {
 
 def create_app(test_config: dict | None = None) -> Flask:
     """The application: configuration, storage, auth, then the blueprints, in that order."""
-    from . import auth, blobs, config, db, errors, logs, upload
+    from . import auth, blobs, config, db, errors, logs, responses, upload
     from .cran import routes as cran_routes
     from .pypi import routes as pypi_routes
     from .ui import routes as ui_routes
@@ -34,6 +34,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     db.init_app(app)
     blobs.init_app(app)
     errors.init_app(app)
+    responses.init_app(app)
     auth.init_app(app)
     upload.init_app(app)
     for blueprint in (upload.bp, pypi_routes.bp, cran_routes.bp):

@@ -82,6 +82,17 @@ def one_line(text: str, limit: int = REASON_LIMIT) -> str:
     return cleaned[: limit - 3] + "..." if len(cleaned) > limit else cleaned
 
 
+def _too_large(config) -> str:
+    """Which limit a 413 crossed: the whole upload, or one form field held in memory."""
+    from flask import request
+
+    limit = config["MAX_CONTENT_LENGTH"]
+    if request.content_length and request.content_length <= limit:
+        field_limit = config["MAX_FORM_MEMORY_SIZE"] // (1024 * 1024)
+        return f"Form field too large: limit is {field_limit} MB for a field other than a file"
+    return f"File too large: limit is {limit // (1024 * 1024)} MB"
+
+
 def init_app(app) -> None:
     """Install the handlers that turn RepoError and werkzeug's HTTP errors into one shape."""
     from werkzeug.exceptions import HTTPException
@@ -105,8 +116,7 @@ def init_app(app) -> None:
     @app.errorhandler(HTTPException)
     def handle_http_exception(error: HTTPException):
         if error.code == 413:
-            limit = app.config["MAX_CONTENT_LENGTH"]
-            message = f"File too large: limit is {limit // (1024 * 1024)} MB"
+            message = _too_large(app.config)
         else:
             message = error.description or error.name
         return responses.error(error.code or 500, message)

@@ -17,7 +17,7 @@ from . import tokens
 REDACTED = "<redacted>"
 _PATH_TOKEN = re.compile(r"/t/[^/?#\s]*")
 _TOKEN = re.compile(rf"{re.escape(tokens.PREFIX)}[A-Za-z0-9]+")
-_SECRET_HEADERS = ("{authorization}i", "{x-auth}i", "{cookie}i")
+_SECRET_KEY = re.compile(r"authorization|x-auth|x_auth|cookie", re.IGNORECASE)
 
 
 def redact(text: str) -> str:
@@ -49,12 +49,13 @@ class RedactingLogger(Logger):
     def atoms(self, resp, req, environ, request_time) -> dict:
         atoms = super().atoms(resp, req, environ, request_time)
         atoms["u"] = "-" if atoms["u"] != "-" and _is_token_user(atoms["u"]) else atoms["u"]
-        for key in ("r", "U", "q", "f"):
-            if isinstance(atoms.get(key), str):
-                atoms[key] = redact(atoms[key])
-        for key in _SECRET_HEADERS:
-            if key in atoms:
+        # Every atom, not only the default format's: an admin's access_log_format may name
+        # any header ({x-auth}i) or environ value ({raw_uri}e, {http_authorization}e).
+        for key, value in atoms.items():
+            if _SECRET_KEY.search(key):
                 atoms[key] = REDACTED
+            elif isinstance(value, str):
+                atoms[key] = redact(value)
         return atoms
 
 

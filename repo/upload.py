@@ -49,11 +49,26 @@ def upload(channel: str):
     """Dispatch on the form: twine and uv send `:action`, curl for R sends `filetype`."""
     target = auth.channel_for(channel, "write")
     form = request.form
+    _refuse_repeated_fields(form)
     if ":action" in form:
         return pypi_upload.handle(target, auth.current_identity(), form, uploaded_blob)
     if "filetype" in form:
         return cran_upload.handle(target, auth.current_identity(), form, uploaded_blob)
     raise Invalid("Missing form field ':action' (Python) or 'filetype' (R)")
+
+
+# Fields that say what a request is and what it carries: sent twice, which one would count is
+# a parser's accident (an attacker's chance), so neither does.
+SINGLE_FIELDS = (":action", "protocol_version", "filetype", "name", "version", "sha256_digest",
+                 "blake2_256_digest", "md5_digest", "platform", "rversion")  # fmt: skip
+
+
+def _refuse_repeated_fields(form) -> None:
+    for field in SINGLE_FIELDS:
+        if len(form.getlist(field)) > 1:
+            raise Invalid(f"Form field '{field}' appears more than once")
+    if len(request.files.getlist("content")) > 1 or ("content" in form and request.files):
+        raise Invalid("Form field 'content' appears more than once")
 
 
 def init_app(app: Flask) -> None:

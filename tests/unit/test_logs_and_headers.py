@@ -1,0 +1,74 @@
+"""Tokens never reach a log line, a traceback or a header; every response says nosniff, and
+the API's HTML pages may run nothing."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from base64 import b64encode
+from datetime import timedelta
+
+from gunicorn.config import Config
+
+from repo import tokens
+from repo.logs import REDACTED, RedactingFilter, RedactingLogger, redact
+
+from .builders import send, token_auth, twine_form
+
+TOKEN = tokens.generate()
+BASIC = "Basic " + b64encode(f"{TOKEN}:x-auth-token".encode()).decode()
+
+
+def test_redact_hides_path_tokens_and_token_shaped_strings():
+    line = f"GET /api/repo/t/{TOKEN}/ch/simple/ and /api/t/garbled-token/repo/ch and {TOKEN}"
+
+    cleaned = redact(line)
+
+    assert TOKEN not in cleaned and "garbled-token" not in cleaned
+    assert cleaned.count(REDACTED) == 3
+
+
+def test_tracebacks_are_redacted():
+    record = None
+    try:
+        raise RuntimeError(f"failed on /api/repo/t/{TOKEN}/ch/simple/")
+    except RuntimeError:
+        message = "Exception on /api/t/%s/repo/ch"
+        record = logging.LogRecord("repo", logging.ERROR, __file__, 1, message, (TOKEN,),
+                                   sys.exc_info())  # fmt: skip
+    RedactingFilter().filter(record)
+
+    formatted = logging.Formatter().format(record)
+    assert TOKEN not in formatted
+    assert "Exception on /api/t/<redacted>/repo/ch" in formatted
+
+
+class _Response:
+    status, sent, headers = "200 OK", 10, {}
+
+
+def test_access_log_atoms_hide_the_token_user_url_and_secret_headers():
+    logger = RedactingLogger(Config())
+    environ = {"REQUEST_METHOD": "GET", "RAW_URI": f"/api/repo/t/{TOKEN}/ch/simple/",
+               "PATH_INFO": f"/api/repo/t/{TOKEN}/ch/simple/", "SERVER_PROTOCOL": "HTTP/1.1",
+               "QUERY_STRING": "", "HTTP_AUTHORIZATION": BASIC}  # fmt: skip
+    headers = [("AUTHORIZATION", environ["HTTP_AUTHORIZATION"]), ("X-AUTH", TOKEN)]
+
+    atoms = logger.atoms(_Response(), headers, environ, timedelta(seconds=0.01))
+
+    assert TOKEN not in str(atoms)
+    assert atoms["u"] == "-"
+    assert atoms["r"] == "GET /api/repo/t/<redacted>/ch/simple/ HTTP/1.1"
+
+
+def test_every_response_says_nosniff_and_api_html_runs_nothing(client, repo):
+    made = repo.owner_with_channel("alice", "ch")
+    auth = token_auth(repo.token(made.user_id))
+    send(client, "POST", "/api/repo/ch/", data=twine_form(), headers=auth)
+
+    for url in ("/api/repo/ch/simple/", "/api/repo/ch/simple/demo-pkg/", "/healthz",
+                "/api/repo/nope/simple/"):  # fmt: skip
+        response = send(client, "GET", url, headers={**auth, "Accept": "text/html"})
+        assert response.headers["X-Content-Type-Options"] == "nosniff", url
+        if response.mimetype == "text/html":
+            assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
