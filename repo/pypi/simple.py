@@ -4,6 +4,7 @@ Pure over rows the caller has already fetched and sorted, so the routes stay thi
 bytes pip and uv parse are pinned by unit tests.
 """
 
+import functools
 import json
 from dataclasses import dataclass
 from html import escape
@@ -44,6 +45,7 @@ class FileEntry:
     yanked_reason: str | None
 
 
+@functools.lru_cache(maxsize=256)
 def choose_format(accept: str | None, format_param: str | None = None) -> str | None:
     """Content type to answer with, or None when nothing the client accepts is offered (406)."""
     if format_param is not None:

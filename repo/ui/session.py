@@ -23,12 +23,29 @@ from flask import (
     session,
     url_for,
 )
+from flask.sessions import SecureCookieSessionInterface
 
 from .. import accounts, throttle
 from ..db import get_db
 from ..errors import Forbidden, NotFound
 
 bp = Blueprint("session", __name__)
+
+
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, but a request without the cookie (every pip, uv, twine
+    and R request) gets an empty session without building a signing serializer first."""
+
+    def open_session(self, app, request):
+        if not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
+
+@bp.record_once
+def _use_cookie_sessions(state) -> None:
+    state.app.session_interface = CookieSessions()
+
 
 WRONG_CREDENTIALS = "Invalid user name or password"
 
