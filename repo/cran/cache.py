@@ -38,8 +38,10 @@ def index_file(db: sqlite3.Connection, root: Path, channel_id: int, subdir: str,
         directory = root / str(channel_id) / f"r{revision}" / subdir
         if not (directory / ETAGS).is_file():
             rows = db.execute(
-                "SELECT * FROM files WHERE channel_id = ? AND kind = 'cran' AND subdir = ?"
-                " AND yanked = 0",
+                "SELECT files.*, packages.name AS package FROM files"
+                " JOIN packages ON packages.id = files.package_id"
+                " WHERE files.channel_id = ? AND files.kind = 'cran' AND files.subdir = ?"
+                " AND files.yanked = 0",
                 (channel_id, subdir),
             ).fetchall()
             _build(directory, subdir, rows)
@@ -82,7 +84,7 @@ def _split_latest(rows: list[sqlite3.Row]) -> tuple[list[sqlite3.Row], list[sqli
     """The highest version of each package, by name; and all the others."""
     by_package: dict[str, list[sqlite3.Row]] = {}
     for row in rows:
-        by_package.setdefault(json.loads(row["metadata"])["Package"], []).append(row)
+        by_package.setdefault(row["package"], []).append(row)
     latest, older = [], []
     for name in sorted(by_package):
         ranked = sorted(by_package[name], key=lambda r: version_key(r["version"]))
@@ -92,7 +94,7 @@ def _split_latest(rows: list[sqlite3.Row]) -> tuple[list[sqlite3.Row], list[sqli
 
 
 def _file_field(row: sqlite3.Row, subdir: str) -> str | None:
-    package = json.loads(row["metadata"])["Package"]
+    package = row["package"]
     tree = "src" if subdir == SOURCE_DIR else "/".join(subdir.split("/")[:2])
     default = f"{package}_{row['version']}{DEFAULT_EXTENSION.get(tree, '')}"
     return None if row["filename"] == default else row["filename"]
@@ -101,7 +103,7 @@ def _file_field(row: sqlite3.Row, subdir: str) -> str | None:
 def _archive(rows: list[sqlite3.Row]) -> dict[str, list[tuple[str, int, float]]]:
     archive: dict[str, list[tuple[str, int, float]]] = {}
     for row in sorted(rows, key=lambda r: version_key(r["version"])):
-        package = json.loads(row["metadata"])["Package"]
+        package = row["package"]
         mtime = timegm(strptime(row["uploaded"][:19], "%Y-%m-%dT%H:%M:%S"))
         archive.setdefault(package, []).append(
             (f"{package}/{row['filename']}", row["size"], float(mtime))

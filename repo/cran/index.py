@@ -57,7 +57,8 @@ def build(entries: list[Entry], binary: bool) -> IndexFiles:
     packages = "\n".join(_record(columns, row) for row in cells).encode()
     return IndexFiles(
         packages=packages,
-        packages_gz=gzip.compress(packages, mtime=0),  # mtime=0: same content, same ETag
+        # mtime=0: same content, same ETag; level 6 is gzip(1)'s default and 3x as fast as 9.
+        packages_gz=gzip.compress(packages, compresslevel=6, mtime=0),
         packages_rds=rds.character_matrix(names, columns, cells),
     )
 
@@ -78,6 +79,8 @@ def _clean(value: str | None) -> str | None:
     """
     if value is None:
         return None
+    if value.isprintable() and "  " not in value and value.strip() == value:
+        return value or None  # nearly every value: nothing to clean, no regex to run
     return " ".join(_CONTROL.sub("", value).split()) or None
 
 

@@ -5,6 +5,7 @@ Some 100 lines of stdlib instead of the `rdata` package, which pulls in numpy, p
 and writes neither a character matrix nor a data.frame without semi-private API (cran.md §4.3).
 """
 
+import functools
 import gzip
 import struct
 from collections.abc import Sequence
@@ -62,9 +63,10 @@ def _data_frame(files: list[tuple[str, int, float]]) -> bytes:
 def _rds(item: bytes) -> bytes:
     # gzip, because readRDS(gzcon(url())) reads only gzip or raw data (cran.md §4.2); mtime=0
     # so identical content gives identical bytes and so identical ETags.
-    return gzip.compress(_HEADER + item, mtime=0)
+    return gzip.compress(_HEADER + item, compresslevel=6, mtime=0)
 
 
+@functools.lru_cache(maxsize=65536)  # versions, licenses, "no", NA: the same strings recur
 def _chars(value: str | None) -> bytes:
     if value is None:
         return struct.pack(">2i", _CHARSXP, -1)  # NA_character_ has length -1
