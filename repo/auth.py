@@ -69,6 +69,7 @@ def _verify_basic(username: str, password: str):
         return _from_token(username)
     if username in TOKEN_USERS:
         return _from_token(password)
+    _refuse_throttled()
     identity = accounts.check_password(get_db(), username, password)
     if identity is None:
         g.auth_failure = "Invalid user name or password"
@@ -91,6 +92,7 @@ _Anonymous = _AnonymousCaller()
 @header.error_handler
 def _auth_error(status: int):
     if status == 401:
+        _refuse_throttled()
         throttle.record_failure(get_db(), _client())
         message = g.pop("auth_failure", "Invalid or missing credentials")
         return responses.error(401, message, CHALLENGE)
@@ -101,14 +103,9 @@ def _client() -> str:
     return request.remote_addr or "unknown"
 
 
-def _carries_credential() -> bool:
-    return "path_token" in g or "Authorization" in request.headers or "X-Auth" in request.headers
-
-
 def _refuse_throttled() -> None:
-    """After too many failures from this address, refuse its credentials before checking them."""
-    if not _carries_credential():
-        return
+    """After too many failures from this address: 429, before a password is even checked and
+    instead of each further 401. (A good token is not held up: guessing one is hopeless.)"""
     limit = current_app.config["AUTH_FAILURE_LIMIT"]
     wait = throttle.retry_after(get_db(), _client(), limit)
     if wait is not None:
@@ -133,7 +130,7 @@ def channel_for(name: str, need: str):
     """
     db = get_db()
     identity = current_identity()
-    channel = accounts.find_channel(db, name)
+    channel = accounts.find_channel(db, name, identity)
     role = accounts.role_in(db, identity, channel) if channel is not None else None
     if identity is ANONYMOUS and accounts.rank(role) < accounts.rank(need):
         raise Unauthorized("Credentials required", headers=CHALLENGE)
@@ -155,7 +152,6 @@ def init_app(app: Flask) -> None:
         if values and "token" in values:
             g.path_token = values.pop("token")
 
-    app.before_request(_refuse_throttled)
     proxies = app.config["TRUSTED_PROXIES"]
     if proxies:
         # Behind a reverse proxy every request comes from the proxy: take the client's address
