@@ -24,6 +24,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     """The application: configuration, storage, auth, then the blueprints, in that order."""
     from . import auth, blobs, config, db, errors, logs, responses, upload
     from .cran import routes as cran_routes
+    from .pypi import fastpath
     from .pypi import routes as pypi_routes
     from .ui import routes as ui_routes
 
@@ -42,6 +43,7 @@ def create_app(test_config: dict | None = None) -> Flask:
             app.register_blueprint(blueprint, url_prefix=prefix, name=blueprint.name + suffix)
     # The web UI, once, at `/`: its pages never share a path with the API under /api.
     app.register_blueprint(ui_routes.bp, url_prefix="")
+    fastpath.init_app(app)
 
     @app.get("/healthz")
     def healthz():

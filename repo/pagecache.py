@@ -10,7 +10,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
-DEFAULT_LIMIT = 16 * 1024 * 1024
+DEFAULT_LIMIT = 8 * 1024 * 1024
 
 
 class PageCache:
@@ -21,6 +21,14 @@ class PageCache:
         self._pages: OrderedDict[Hashable, bytes] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
+
+    def peek(self, key: Hashable) -> bytes | None:
+        """The page for `key` if it is cached; nothing is rendered."""
+        with self._lock:
+            page = self._pages.get(key)
+            if page is not None:
+                self._pages.move_to_end(key)
+            return page
 
     def get(self, key: Hashable, render: Callable[[], str | bytes]) -> bytes:
         """The page for `key`, rendered (outside the lock) only when it is not cached."""

@@ -37,14 +37,22 @@ def _negotiated_format() -> str:
     return chosen
 
 
+def index_etag(channel, content_type: str) -> str:
+    return f"{PAGE_FORMAT}-{channel['revision']}-{content_type.rsplit('+', 1)[-1]}"
+
+
+def page_key(channel, content_type: str, page: str) -> tuple:
+    """What a rendered page is cached under: it changes whenever the channel does."""
+    return (channel["id"], channel["revision"], content_type, page)
+
+
 def _index_response(channel, content_type: str, page: str, render) -> Response:
     """An index page with a strong ETag from the channel's revision, computed before rendering
     so that a revalidation costs one indexed lookup; rendered once per revision and worker."""
-    etag = f"{PAGE_FORMAT}-{channel['revision']}-{content_type.rsplit('+', 1)[-1]}"
+    etag = index_etag(channel, content_type)
     response = responses.not_modified(etag)
     if response is None:
-        key = (channel["id"], channel["revision"], content_type, page)
-        body = current_app.extensions["pages"].get(key, render)
+        body = current_app.extensions["pages"].get(page_key(channel, content_type, page), render)
         response = Response(body, content_type=content_type)
     response.set_etag(etag)
     response.headers["Cache-Control"] = INDEX_CACHE

@@ -1,0 +1,192 @@
+"""`python -m bench` (`make bench`): load the same packages into repo, pypiserver, devpi and a
+static nginx, run the same clients against each, and print one table with repo's ratio to
+each and the issue's targets. repo runs beside nginx, its measurements alternating with
+nginx's (the targets are ratios to it); each peer runs alone after them. Everything listens on
+127.0.0.1 and is stopped at the end, also on failure."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from . import big, corpus, environment, python_side, r, report
+from .peers import DevpiServer, PypiServer, htpasswd
+from .report import Results
+from .scale import FULL, QUICK, MiB, Scale
+from .servers import NginxServer, RepoServer, Service
+
+HERE = Path(__file__).resolve().parent
+LOAD_KEYS = ("load_total", "load_first", "load_last")
+READ_KEYS = ("simple_rps", "simple_p99", "root_p50", "pip_install", "uv_install", "download", "pss")
+DOWNLOAD_PROJECT = "bench-download"
+BIG_PROJECT = "bench-big"
+CLOCK = time.monotonic()
+
+
+def say(text: str) -> None:
+    print(f"[{time.monotonic() - CLOCK:6.0f} s] {text}", flush=True)
+
+
+def prepare(scale: Scale, cache: Path, workdir: Path) -> python_side.Workload:
+    say(f"corpus: {scale.projects} synthetic projects, real projects, the download file")
+    projects = corpus.synthetic(cache / f"synthetic-{scale.projects}", scale.projects, scale.sdists)
+    download_dir = cache / "download"
+    download_dir.mkdir(parents=True, exist_ok=True)
+    return python_side.Workload(
+        projects=projects,
+        real=corpus.real(cache / "real"),
+        requirements=list(corpus.REAL_PROJECTS),
+        download=corpus.big_wheel(download_dir, DOWNLOAD_PROJECT, scale.download_mib * MiB),
+        download_project=DOWNLOAD_PROJECT,
+        scale=scale,
+    )
+
+
+def side_by_side(servers: list[Service], results: Results, body: Callable[..., None]) -> None:
+    """Start `servers`, run `body` with those that started, and stop them all whatever
+    happens; a server that does not start has "n/a (reason)" in every Python row."""
+    running = []
+    try:
+        for server in servers:
+            say(f"{server.name}: starting")
+            try:
+                server.start()
+            except Exception as error:  # noqa: BLE001 - the run goes on without this peer
+                reason = f"did not start: {' '.join(str(error).split())}"[:120]
+                results.fail(server.name, LOAD_KEYS + READ_KEYS, reason)
+                continue
+            running.append(server)
+        if running:
+            body(running)
+    finally:
+        for server in servers:
+            server.stop()
+        say(f"{', '.join(server.name for server in servers)}: stopped")
+
+
+def load(server: Service, work: python_side.Workload, results: Results, workdir: Path) -> bool:
+    """Load `server` with the Python workload; False when that failed (nothing to read then)."""
+    say(f"{server.name}: loading {len(work.projects)} projects")
+    if isinstance(server, NginxServer):
+        return True  # its tree was written before it started
+    if not results.attempt(server.name, LOAD_KEYS, lambda: python_side.load(server, work, workdir)):
+        results.fail(server.name, READ_KEYS, "the load failed")
+        return False
+    if isinstance(server, PypiServer):
+        results.note("load_total", server.name, "estimate: middle copied")
+    return True
+
+
+def run(scale: Scale, skip: set[str], workdir: Path, results: Results) -> dict[str, str]:
+    """repo beside nginx (the targets are ratios to it), then each peer alone; returns the
+    peers' versions."""
+    work = prepare(scale, HERE / ".cache", workdir)
+    passwords = htpasswd(workdir / "htpasswd")
+    repo = RepoServer(workdir, max_upload_mb=scale.big_mib + 64)
+    nginx = NginxServer(workdir, passwords)
+    python_side.load_nginx(nginx, work)
+
+    def repo_and_nginx(running: list[Service]) -> None:
+        loaded = [server for server in running if load(server, work, results, workdir)]
+        say(f"{', '.join(server.name for server in loaded)}: reads")
+        python_side.reads(loaded, work, results, workdir)
+        if repo not in loaded:
+            return
+        say(f"repo: {scale.big_mib} MiB upload and download, memory sampled")
+        path = corpus.big_wheel(workdir, BIG_PROJECT, scale.big_mib * MiB)
+        keys = ("big_pss_delta", "big_rss_peak", "big_upload", "big_download")
+        results.attempt("repo", keys, lambda: big.upload_and_download(repo, path, BIG_PROJECT))
+        path.unlink()
+        say(f"repo: R channel of {scale.r_packages} packages")
+        if r.prepare(repo, scale, results, workdir):
+            r.copy_index(repo, nginx)
+            r.reads(running, scale, results, workdir)
+
+    side_by_side([repo] + ([] if "nginx" in skip else [nginx]), results, repo_and_nginx)
+    versions = {}
+    for peer in (DevpiServer(workdir), PypiServer(workdir, passwords)):
+        if peer.name in skip:
+            continue
+
+        def alone(running: list[Service]) -> None:
+            if load(running[0], work, results, workdir):
+                say(f"{running[0].name}: reads")
+                python_side.reads(running, work, results, workdir)
+
+        side_by_side([peer], results, alone)
+        versions.update(peer.versions)
+    return versions
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    quick = "500 projects, 2000 R packages, a 100 MiB file: for iterating"
+    parser.add_argument("--quick", action="store_true", help=quick)
+    peers = ("pypiserver", "devpi", "nginx")
+    parser.add_argument("--skip", action="append", default=[], choices=peers, help="leave out")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, data)")
+    # A quick run never overwrites the full run's figures.
+    where = "default: bench/results.md, with --quick bench/results-quick.md"
+    parser.add_argument("--output", type=Path, help=where)
+    args = parser.parse_args(argv)
+    # A SIGTERM (a timeout, a CI runner) unwinds like Ctrl-C, so every server is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    scale = QUICK if args.quick else FULL
+    output = args.output or HERE / ("results-quick.md" if args.quick else "results.md")
+    workdir = Path(tempfile.mkdtemp(prefix="repo-bench-"))
+    results = Results()
+    load_before = environment.load_average()
+    say(f"work dir {workdir}")
+    try:
+        peers = run(scale, set(args.skip), workdir, results)
+    finally:
+        if args.keep:
+            say(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    text = render(scale, args.quick, results, peers, load_before)
+    print("\n" + text)
+    output.write_text(text)
+    say(f"written to {output}")
+    missing = [row.key for row in report.rows(scale) if results.get(row.key, "repo") is None]
+    if missing:
+        print(f"repo figures not measured: {', '.join(missing)}", file=sys.stderr)
+    return 1 if missing else 0
+
+
+def render(
+    scale: Scale, quick: bool, results: Results, peers: dict[str, str], load_before: str
+) -> str:
+    versions = environment.versions(peers)
+    return "\n".join(
+        [
+            f"# Benchmark results{' (quick mode, not the targets scale)' if quick else ''}",
+            "",
+            f"- date: {environment.now()}",
+            f"- machine: {environment.machine()}",
+            "- versions: " + ", ".join(f"{name} {value}" for name, value in versions.items()),
+            f"- run time: {time.monotonic() - CLOCK:.0f} s; load average before the run"
+            f" {load_before}, after it {environment.load_average()} (anything else running on"
+            " the machine makes the figures noisy)",
+            "",
+            report.table(results, scale),
+            "",
+            "↑: higher is better, ↓: lower is better. Ratios are repo's figure divided by the"
+            " peer's.",
+            "",
+            "## Targets (issue)",
+            "",
+            report.verdict_lines(report.targets(results)),
+            "",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

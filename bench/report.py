@@ -1,0 +1,277 @@
+"""The figures of one run, the table that shows them side by side with repo's ratio to each
+peer, and the issue's targets checked against them."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .scale import Scale
+
+SERVERS = ("repo", "pypiserver", "devpi", "nginx")
+PEERS = SERVERS[1:]
+# What one measurement returns: the figure of its one key, or figures by key.
+Measured = float | dict[str, float]
+
+
+class Named(Protocol):
+    name: str
+
+
+@dataclass(frozen=True)
+class Row:
+    """One metric: its key, what it measures, its unit and which way is better."""
+
+    key: str
+    label: str
+    unit: str
+    higher_is_better: bool
+
+
+def rows(scale: Scale) -> list[Row]:
+    files = scale.projects + scale.sdists
+    first, last = f"first {scale.window}", f"last {scale.window}"
+    r = f"{scale.r_packages:,} R packages"
+    return [
+        Row(
+            "simple_rps",
+            f"GET /simple/PROJECT/ at {scale.projects:,} projects, wrk 2 threads 16 connections",
+            "req/s",
+            True,
+        ),
+        Row("simple_p99", "GET /simple/PROJECT/, p99 latency (same run)", "ms", False),
+        Row("root_p50", "GET /simple/ root, p50 latency, one connection", "ms", False),
+        Row(
+            "load_total",
+            f"upload {files:,} files of {scale.projects:,} projects with twine",
+            "s",
+            False,
+        ),
+        Row("load_first", f"upload of the {first} projects", "s", False),
+        Row("load_last", f"upload of the {last} projects", "s", False),
+        Row("pip_install", "pip install of 10 real projects (25 files), no cache", "s", False),
+        Row("uv_install", "uv pip install of the same, no cache", "s", False),
+        Row("download", f"one {scale.download_mib} MiB file download, curl", "MB/s", True),
+        Row("pss", "server memory after the load and reads (PSS)", "MiB", False),
+        Row(
+            "big_pss_delta",
+            f"PSS growth during a {scale.big_mib} MiB upload and download",
+            "MiB",
+            False,
+        ),
+        Row(
+            "big_rss_peak",
+            f"peak RSS during the {scale.big_mib} MiB upload and download",
+            "MiB",
+            False,
+        ),
+        Row("big_upload", f"the {scale.big_mib} MiB upload, curl", "MB/s", True),
+        Row("big_download", f"the {scale.big_mib} MiB download, curl", "MB/s", True),
+        Row("r_load", f"{r} loaded through repo's Python API (setup)", "s", False),
+        Row("r_cold", f"first PACKAGES.gz request at {r} (index build)", "ms", False),
+        Row("r_visible", "curl upload of an R package until it shows in PACKAGES", "s", False),
+        Row("r_rds_rps", f"GET PACKAGES.rds at {r}, wrk 2 threads 16 connections", "req/s", True),
+        Row("r_gz_rps", "GET PACKAGES.gz, same", "req/s", True),
+        Row("r_gz_p50", "GET PACKAGES.gz, p50 latency, one connection", "ms", False),
+        Row("r_available", f"Rscript available.packages() at {r}", "s", False),
+    ]
+
+
+class Results:
+    """Figures by (metric, server); a figure that could not be measured keeps its reason."""
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[str, str], float] = {}
+        self.reasons: dict[tuple[str, str], str] = {}
+        self.notes: dict[tuple[str, str], str] = {}
+
+    def put(self, key: str, server: str, value: float) -> None:
+        self.values[key, server] = value
+        print(f"  {server}: {key} = {_number(value)}", flush=True)
+
+    def note(self, key: str, server: str, text: str) -> None:
+        """A remark shown beside the figure, such as "estimate"."""
+        self.notes[key, server] = text
+
+    def fail(self, server: str, keys: tuple[str, ...], reason: str) -> None:
+        for key in keys:
+            self.reasons.setdefault((key, server), reason)
+        print(f"  {server}: {', '.join(keys)}: n/a ({reason})", flush=True)
+
+    def attempt(self, server: str, keys: tuple[str, ...], measure: Callable[[], Measured]) -> bool:
+        """Run `measure` (the value of the one key, or a dict by key); on any error record
+        the reason for every key and go on. False when it failed."""
+        try:
+            value = measure()
+        except Exception as error:  # noqa: BLE001 - a peer's failure must not stop the run
+            self.fail(server, keys, _reason(error))
+            return False
+        for key, figure in _by_key(keys, value).items():
+            self.put(key, server, figure)
+        return True
+
+    def alternate(
+        self, servers: Sequence[Named], keys: tuple[str, ...], runs: int,
+        measure: Callable[[Any], Measured],
+    ) -> None:  # fmt: skip
+        """Measure the servers in turn, `runs` rounds, so that all see the same load on the
+        machine; record each one's median per key, or why it failed."""
+        samples: dict[str, dict[str, list[float]]] = {server.name: {} for server in servers}
+        for _ in range(runs):
+            for server in servers:
+                if server.name not in samples:
+                    continue
+                try:
+                    value = measure(server)
+                except Exception as error:  # noqa: BLE001 - as in attempt()
+                    self.fail(server.name, keys, _reason(error))
+                    del samples[server.name]
+                    continue
+                for key, figure in _by_key(keys, value).items():
+                    samples[server.name].setdefault(key, []).append(figure)
+        for name, figures in samples.items():
+            for key, values in figures.items():
+                self.put(key, name, statistics.median(values))
+
+    def get(self, key: str, server: str) -> float | None:
+        return self.values.get((key, server))
+
+    def cell(self, key: str, server: str) -> str:
+        value = self.get(key, server)
+        if value is None:
+            reason = self.reasons.get((key, server))
+            return f"n/a ({reason})" if reason else "–"
+        note = self.notes.get((key, server))
+        return _number(value) + (f" ({note})" if note else "")
+
+
+def _by_key(keys: tuple[str, ...], value: Measured) -> dict[str, float]:
+    return value if isinstance(value, dict) else {keys[0]: value}
+
+
+def _reason(error: Exception) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _number(value: float) -> str:
+    if value >= 1000:
+        return f"{value:,.0f}"
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def table(results: Results, scale: Scale) -> str:
+    """The markdown table: one row per metric, a column per server, repo's ratio to each."""
+    head = ["metric", "unit", *SERVERS, *(f"repo / {peer}" for peer in PEERS)]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for row in rows(scale):
+        if not any(
+            (row.key, server) in results.values or (row.key, server) in results.reasons
+            for server in SERVERS
+        ):
+            continue
+        arrow = "↑" if row.higher_is_better else "↓"
+        cells = [f"{row.label} ({arrow})", row.unit]
+        cells += [results.cell(row.key, server) for server in SERVERS]
+        cells += [
+            _ratio(results.get(row.key, "repo"), results.get(row.key, peer)) for peer in PEERS
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _ratio(mine: float | None, theirs: float | None) -> str:
+    if mine is None or theirs is None or theirs == 0:
+        return "–"
+    return f"{mine / theirs:.2f}x"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One of the issue's targets, and whether this run meets it."""
+
+    target: str
+    met: bool | None  # None: a figure it needs is missing
+    shown: str
+
+
+def targets(results: Results) -> list[Verdict]:
+    """The issue's targets, in its order, checked against repo's figures."""
+    get = results.get
+    checks: list[tuple[str, list[float | None], Callable[..., tuple[bool, str]]]] = [
+        (
+            "/simple/PROJECT/ req/s at least 0.1x nginx's",
+            [get("simple_rps", "repo"), get("simple_rps", "nginx")],
+            lambda mine, ceiling: (mine >= 0.1 * ceiling, f"{mine / ceiling:.3f}x nginx"),
+        ),
+        (
+            "/simple/PROJECT/ p99 under 10 ms",
+            [get("simple_p99", "repo")],
+            lambda p99: (p99 < 10, f"p99 {p99:.2f} ms"),
+        ),
+        (
+            "/simple/ root p50 under 0.5 ms",
+            [get("root_p50", "repo")],
+            lambda p50: (p50 < 0.5, f"p50 {p50:.3f} ms"),
+        ),
+        (
+            "the whole load in under 60 s",
+            [get("load_total", "repo")],
+            lambda total: (total < 60, f"{total:.1f} s"),
+        ),
+        (
+            "the last window of projects uploads no slower than the first",
+            [get("load_first", "repo"), get("load_last", "repo")],
+            lambda first, last: (last <= first, f"last/first {last / first:.2f}"),
+        ),
+        (
+            "pip install within 1.1x of nginx's time",
+            [get("pip_install", "repo"), get("pip_install", "nginx")],
+            lambda mine, ceiling: (mine <= 1.1 * ceiling, f"{mine / ceiling:.2f}x nginx"),
+        ),
+        (
+            "downloads at least 0.5x of nginx's MB/s",
+            [get("download", "repo"), get("download", "nginx")],
+            lambda mine, ceiling: (mine >= 0.5 * ceiling, f"{mine / ceiling:.2f}x nginx"),
+        ),
+        (
+            "under 100 MB PSS after the load",
+            [get("pss", "repo")],
+            lambda pss: (pss < 100, f"{pss:.0f} MiB"),
+        ),
+        (
+            "memory flat (±20 MB) during the large upload and download",
+            [get("big_pss_delta", "repo")],
+            lambda delta: (delta <= 20, f"+{delta:.1f} MiB PSS"),
+        ),
+        (
+            "an R upload visible in PACKAGES* within 1 s",
+            [get("r_visible", "repo")],
+            lambda seconds: (seconds < 1, f"{seconds:.2f} s"),
+        ),
+        (
+            "R index files served from a cache (warm p50 under a tenth of the build)",
+            [get("r_gz_p50", "repo"), get("r_cold", "repo")],
+            lambda warm, cold: (warm < cold / 10, f"warm {warm:.2f} ms, build {cold:.0f} ms"),
+        ),
+    ]
+    verdicts = []
+    for target, figures, check in checks:
+        if any(figure is None for figure in figures):
+            verdicts.append(Verdict(target, None, "not measured"))
+        else:
+            verdicts.append(Verdict(target, *check(*figures)))
+    return verdicts
+
+
+def verdict_lines(verdicts: list[Verdict]) -> str:
+    marks = {True: "met", False: "MISSED", None: "n/a"}
+    return "\n".join(f"- [{marks[v.met]}] {v.target}: {v.shown}" for v in verdicts)

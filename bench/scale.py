@@ -1,0 +1,53 @@
+"""How big and how long: the full run the issue's targets are stated at, and a quick one for
+iterating on the harness (`make bench BENCH_ARGS=--quick`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Every size and duration of one run; each load loop is bounded by these."""
+
+    projects: int  # synthetic Python projects, one wheel each
+    sdists: int  # of them also with an sdist (the issue: 6133 files for 5000 projects)
+    window: int  # the first and last this many projects are timed for the flat-rate target
+    r_packages: int  # synthetic R source packages in one channel
+    big_mib: int  # the file uploaded and downloaded while memory is sampled
+    download_mib: int  # the file whose download rate is compared
+    wrk_seconds: int  # each wrk run
+    latency_seconds: int  # the one-connection latency run
+    installs: int  # pip and uv installs per server (the median is shown)
+    downloads: int  # downloads per server (the median is shown)
+    r_visible: int  # R uploads timed until they show in PACKAGES (the median is shown)
+
+
+FULL = Scale(
+    projects=5000,
+    sdists=1133,
+    window=1000,
+    r_packages=20_000,
+    big_mib=1024,
+    download_mib=50,
+    wrk_seconds=10,
+    latency_seconds=5,
+    installs=3,
+    downloads=5,
+    r_visible=3,
+)
+QUICK = Scale(
+    projects=500,
+    sdists=113,
+    window=100,
+    r_packages=2000,
+    big_mib=100,
+    download_mib=50,
+    wrk_seconds=4,
+    latency_seconds=2,
+    installs=1,
+    downloads=3,
+    r_visible=1,
+)

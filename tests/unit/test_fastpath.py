@@ -1,0 +1,111 @@
+"""The WSGI fast path answers a cached index page exactly as the Flask route does, and hands
+every other request to Flask (the auth matrix walks the refusals through it as well)."""
+
+from __future__ import annotations
+
+import pytest
+
+from repo.pypi import fastpath
+
+from .builders import META, basic, send, token_auth, twine_form, wheel
+
+JSON = "application/vnd.pypi.simple.v1+json"
+
+
+@pytest.fixture
+def world(app, client, repo):
+    made = repo.owner_with_channel("alice", "ch")
+    repo.channel("pub", made.user_id, public=True)
+    secret = repo.token(made.user_id)
+    for channel in ("ch", "pub"):
+        send(client, "POST", f"/api/repo/{channel}/", data=twine_form(),
+             headers=token_auth(secret))  # fmt: skip
+    return secret
+
+
+@pytest.fixture
+def answered(monkeypatch):
+    """The requests the fast path answered itself."""
+    seen = []
+    original = fastpath.FastIndex._answer
+
+    def spy(self, environ):
+        answer = original(self, environ)
+        if answer is not None:
+            seen.append(environ["PATH_INFO"])
+        return answer
+
+    monkeypatch.setattr(fastpath.FastIndex, "_answer", spy)
+    return seen
+
+
+def forms(secret):
+    return {
+        "basic": ("/api/repo/ch/simple/", token_auth(secret)),
+        "token-password": ("/api/repo/ch/simple/", basic("__token__", secret)),
+        "x-auth": ("/api/repo/ch/simple/demo-pkg/", {"X-Auth": secret}),
+        "repo-t": (f"/api/repo/t/{secret}/ch/simple/demo-pkg/", {}),
+        "t-repo": (f"/api/t/{secret}/repo/ch/simple/", {}),
+        "anonymous-public": ("/api/repo/pub/simple/demo-pkg/", {}),
+    }
+
+
+@pytest.mark.parametrize("form", ["basic", "token-password", "x-auth", "repo-t", "t-repo",
+                                  "anonymous-public"])  # fmt: skip
+@pytest.mark.parametrize("accept", [JSON, "text/html"])
+def test_cached_page_is_the_same_as_flasks(client, world, answered, form, accept):
+    url, headers = forms(world)[form]
+    headers = {**headers, "Accept": accept}
+
+    first = send(client, "GET", url, headers=headers)
+    second = send(client, "GET", url, headers=headers)
+    revalidated = send(
+        client, "GET", url, headers={**headers, "If-None-Match": first.headers["ETag"]}
+    )
+
+    assert answered == [url.split("?")[0]] * 2
+    assert first.status_code == second.status_code == 200
+    assert second.get_data() == first.get_data()
+    assert sorted((k, v) for k, v in second.headers.items() if k != "Date") == sorted(
+        (k, v) for k, v in first.headers.items() if k != "Date")  # fmt: skip
+    assert revalidated.status_code == 304
+
+
+@pytest.mark.parametrize(
+    "headers_for",
+    [
+        lambda s: {**token_auth(s), "X-Auth": s},  # two credentials
+        lambda s: basic("alice", "alice-password"),  # a password
+        lambda s: {"Authorization": "Bearer " + s},  # not Basic
+        lambda s: token_auth(s[:-1] + "x"),  # a typo
+        lambda s: {},  # anonymous, private channel
+    ],
+    ids=["two-credentials", "password", "bearer", "typo", "anonymous"],
+)
+def test_anything_else_goes_to_flask(client, world, answered, headers_for):
+    url = "/api/repo/ch/simple/"
+    send(client, "GET", url, headers=token_auth(world))  # the page is now cached
+    answered.clear()
+
+    response = send(client, "GET", url, headers=headers_for(world))
+
+    assert answered == []
+    assert response.status_code in (200, 401)
+
+
+def test_an_upload_is_seen_at_once(client, world, answered):
+    headers = {**token_auth(world), "Accept": JSON}
+    send(client, "GET", "/api/repo/ch/simple/", headers=headers)
+    assert send(client, "GET", "/api/repo/ch/simple/", headers=headers).json["projects"] == [
+        {"name": "Demo.Pkg"}
+    ]
+    other = wheel(META.replace(b"Demo.Pkg", b"Other"), dist_info="other-1.0.dist-info")
+    form = twine_form(other, "other-1.0-py3-none-any.whl", name="Other")
+    assert (
+        send(client, "POST", "/api/repo/ch/", data=form, headers=token_auth(world)).status_code
+        == 200
+    )
+
+    after = send(client, "GET", "/api/repo/ch/simple/", headers=headers)
+
+    assert after.json["projects"] == [{"name": "Demo.Pkg"}, {"name": "Other"}]
