@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, BinaryIO
 
+from ..archives import BoundedStream
 from ..errors import Invalid
 
 SOURCE = "cran_source_package"
@@ -272,7 +273,7 @@ def _tar_entries(f: BinaryIO, container: str) -> Iterator[_Entry]:
     budget = max(BUDGET_FLOOR, RATIO_LIMIT * os.fstat(f.fileno()).st_size)
     with _DECOMPRESSORS[container](f) as stream:
         try:
-            tar = tarfile.open(fileobj=_Bounded(stream, budget), mode="r:")
+            tar = tarfile.open(fileobj=_bounded(stream, budget), mode="r:")
         except tarfile.ReadError:
             if container == "tar":
                 raise _broken("not a tar or zip archive") from None
@@ -326,31 +327,10 @@ def _split(name: str, top: str, is_dir: bool) -> tuple[str, str] | None:
     return parts[0], "/".join(parts[1:])
 
 
-class _Bounded:
-    """A decompressed stream that refuses to unpack past `budget` or to hand out one huge read.
-
-    tarfile skips member data by seeking (which decompresses everything skipped) and reads a pax
-    or GNU long-name header whole, whatever size it claims: both are bombs without these caps.
-    """
-
-    def __init__(self, stream: BinaryIO, budget: int) -> None:
-        self._stream = stream
-        self._budget = budget
-
-    def read(self, size: int) -> bytes:
-        if size > HEADER_CAP:
-            raise _broken("tar header or member too large")
-        if self._stream.tell() + size > self._budget:
-            raise _broken(f"unpacks to more than {self._budget} bytes")
-        return self._stream.read(size)
-
-    def seek(self, offset: int) -> int:
-        if offset > self._budget:
-            raise _broken(f"unpacks to more than {self._budget} bytes")
-        return self._stream.seek(offset)
-
-    def tell(self) -> int:
-        return self._stream.tell()
+def _bounded(stream: BinaryIO, budget: int) -> BoundedStream:
+    return BoundedStream(
+        stream, budget, HEADER_CAP, _broken, f"unpacks to more than {budget} bytes"
+    )
 
 
 def _required(fields: dict[str, str], key: str, pattern: re.Pattern[str]) -> str:

@@ -28,6 +28,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from ..archives import BoundedStream
 from ..errors import Invalid
 
 WHEEL = "bdist_wheel"
@@ -177,7 +178,7 @@ def _sdist_metadata(f: BinaryIO) -> bytes:
     budget = max(RATIO_FLOOR, RATIO_LIMIT * os.fstat(f.fileno()).st_size)
     with (
         gzip.GzipFile(fileobj=f, mode="rb") as gz,
-        tarfile.open(fileobj=_Inflated(gz, budget), mode="r:") as tar,
+        tarfile.open(fileobj=_inflated(gz, budget), mode="r:") as tar,
     ):
         root = None
         for count, member in enumerate(tar, 1):
@@ -199,31 +200,9 @@ def _sdist_metadata(f: BinaryIO) -> bytes:
     raise _broken("no PKG-INFO in a single top-level directory")
 
 
-class _Inflated:
-    """A gzip stream that refuses to inflate past `budget` or to hand out one huge read.
-
-    tarfile skips member data by seeking (which inflates everything skipped) and reads a pax or
-    GNU long-name header whole, whatever size it claims: both are bombs without these caps.
-    """
-
-    def __init__(self, gz: gzip.GzipFile, budget: int) -> None:
-        self._gz = gz
-        self._budget = budget
-
-    def read(self, size: int) -> bytes:
-        if size > 2 * METADATA_CAP:
-            raise _broken("tar header or member too large")
-        if self._gz.tell() + size > self._budget:
-            raise _broken(f"compression ratio exceeds {RATIO_LIMIT}")
-        return self._gz.read(size)
-
-    def seek(self, offset: int) -> int:
-        if offset > self._budget:
-            raise _broken(f"compression ratio exceeds {RATIO_LIMIT}")
-        return self._gz.seek(offset)
-
-    def tell(self) -> int:
-        return self._gz.tell()
+def _inflated(gz: gzip.GzipFile, budget: int) -> BoundedStream:
+    return BoundedStream(gz, budget, 2 * METADATA_CAP, _broken,
+                         f"compression ratio exceeds {RATIO_LIMIT}")  # fmt: skip
 
 
 def _distribution(filename: str, filetype: str, data: bytes) -> Distribution:
