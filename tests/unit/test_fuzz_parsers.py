@@ -19,7 +19,20 @@ from .builders import R_DESCRIPTION, r_source, sdist, wheel
 
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
-SEEDS = [wheel(), sdist(), r_source()]
+
+
+def _windows_binary() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zipped:
+        zipped.writestr(
+            "abc/DESCRIPTION", R_DESCRIPTION + b"Built: R 4.4.1; ; 2026-01-01; windows\n"
+        )
+        zipped.writestr("abc/R/abc", b"f <- 1\n" * 50)
+    return buffer.getvalue()
+
+
+# Byte flips and truncations of real archives of every kind reach the deep parser paths.
+SEEDS = [wheel(), sdist(), r_source(), _windows_binary()]
 
 
 def mutated(seed: bytes, flips: list[tuple[int, int]], cut: int) -> bytes:

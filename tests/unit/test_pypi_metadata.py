@@ -237,24 +237,6 @@ def test_truncated_wheel_is_rejected(tmp_path):
     assert refused(path, WHEEL_NAME) == "Invalid distribution file: not a valid zip archive"
 
 
-@pytest.mark.parametrize("kind", [WHEEL, SDIST])
-def test_corrupted_archive_never_raises_anything_but_invalid(tmp_path, kind):
-    """Byte flips anywhere must end in a Distribution or Invalid, never a 500."""
-    path = make_wheel(tmp_path) if kind == WHEEL else make_sdist(tmp_path)
-    filename = path.name
-    good = path.read_bytes()
-    rng = random.Random(kind)
-    for _ in range(300):
-        data = bytearray(good)
-        for _ in range(rng.randint(1, 3)):
-            data[rng.randrange(len(data))] = rng.randrange(256)
-        path.write_bytes(bytes(data))
-        try:
-            read_distribution(str(path), filename)
-        except Invalid as error:
-            assert error.message.isascii() and error.message.isprintable()
-
-
 def without(entries: dict[str, bytes], name: str) -> dict[str, bytes]:
     return {key: value for key, value in entries.items() if key != name}
 
