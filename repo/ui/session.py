@@ -102,9 +102,11 @@ def channel_for(name: str, need: str = "read") -> tuple[sqlite3.Row, str]:
 
 
 def _next_page() -> str:
-    # Only a path on this site: never `//evil.example` or an absolute URL.
+    # Only a path on this site: never `//evil.example`, an absolute URL, or a line break that
+    # could split the Location header (CVE-2019-6802 in pypiserver).
     target = request.values.get("next", "")
-    if target.startswith("/") and not target.startswith(("//", "/\\")):
+    safe = target.isprintable() and not target.startswith(("//", "/\\"))
+    if target.startswith("/") and safe:
         return target
     return url_for("ui.channels.index")
 

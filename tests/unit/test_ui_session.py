@@ -97,7 +97,8 @@ def test_sign_in_starts_a_new_session(repo, visitor):
 @pytest.mark.parametrize(
     ("next_page", "lands_on"),
     [("/tokens", "/tokens"), ("//evil.example/x", "/channels"),
-     ("https://evil.example", "/channels"), ("/\\evil.example", "/channels")],
+     ("https://evil.example", "/channels"), ("/\\evil.example", "/channels"),
+     ("/x\r\nSet-Cookie: planted=1", "/channels")],
 )  # fmt: skip
 def test_sign_in_returns_only_to_a_page_of_this_site(repo, visitor, next_page, lands_on):
     repo.user("alice")
