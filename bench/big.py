@@ -6,8 +6,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from repo.maintenance import sha256_of
+
 from . import measure
-from .corpus import sha256_of
 from .memory import PeakSampler, usage
 from .servers import RepoServer
 

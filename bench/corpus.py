@@ -188,12 +188,3 @@ def real(root: Path) -> list[Path]:
         subprocess.run([*pip, *REAL_PROJECTS], check=True, timeout=600)
         stamp.touch()
     return sorted(p for p in root.iterdir() if p.suffix in (".whl", ".gz"))
-
-
-def sha256_of(path: Path) -> str:
-    """The sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as source:
-        while chunk := source.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
-from .corpus import sha256_of
+from repo.maintenance import sha256_of
 
 PAGE = "<!DOCTYPE html>\n<html><head><title>{title}</title></head><body>\n{links}</body></html>\n"
 

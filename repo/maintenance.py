@@ -41,7 +41,8 @@ def referenced(db: sqlite3.Connection) -> set[str]:
     return {row[0] for row in rows}
 
 
-def _sha256_of(path: Path) -> str:
+def sha256_of(path: Path) -> str:
+    """The sha256 of a file, read in chunks (never whole into memory)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(CHUNK):
@@ -57,7 +58,7 @@ def fsck(db: sqlite3.Connection, store: BlobStore) -> FsckReport:
         path = store.path(sha256)
         if not path.is_file():
             report.missing.append(sha256)
-        elif _sha256_of(path) != sha256:
+        elif sha256_of(path) != sha256:
             report.corrupt.append(sha256)
     return report
 

@@ -40,6 +40,20 @@ def wheel(
     return buffer.getvalue()
 
 
+def write_tar(path: Path, members: list[tuple[str, bytes | str]], mode: str = "w:gz") -> Path:
+    """A tar archive at `path`; bytes are file contents, a str is a symlink target."""
+    with tarfile.open(path, mode) as tar:
+        for name, content in members:
+            info = tarfile.TarInfo(name)
+            if isinstance(content, str):
+                info.type, info.linkname = tarfile.SYMTYPE, content
+                tar.addfile(info)
+            else:
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+    return path
+
+
 def tar_gz(members: dict[str, bytes]) -> bytes:
     """A gzip-compressed tar of regular files, the same bytes for the same members."""
     buffer = io.BytesIO()

@@ -31,6 +31,8 @@ from repo.cran.description import (
 )
 from repo.errors import Invalid
 
+from .builders import write_tar
+
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "r"
 DESC = b"Package: abc\nVersion: 2.1\nTitle: A test\nLicense: MIT\n"
 LINUX = "R 4.2.2; x86_64-pc-linux-gnu; 2026-11-23 22:54:28 UTC; unix"
@@ -43,17 +45,8 @@ Member = tuple[str, bytes | str]  # bytes are file contents, a str is a symlink 
 
 def make_tar(tmp_path: Path, members: list[Member] | None = None, mode: str = "w:gz") -> Path:
     """An archive at tmp_path/upload.bin (the name never matters) holding `members`."""
-    path = tmp_path / "upload.bin"
-    with tarfile.open(path, mode) as tar:
-        for name, content in [("abc/DESCRIPTION", DESC)] if members is None else members:
-            info = tarfile.TarInfo(name)
-            if isinstance(content, str):
-                info.type, info.linkname = tarfile.SYMTYPE, content
-                tar.addfile(info)
-            else:
-                info.size = len(content)
-                tar.addfile(info, io.BytesIO(content))
-    return path
+    chosen = [("abc/DESCRIPTION", DESC)] if members is None else members
+    return write_tar(tmp_path / "upload.bin", chosen, mode)
 
 
 def make_zip(tmp_path: Path, entries: dict[str, bytes]) -> Path:

@@ -16,6 +16,8 @@ from repo.errors import Invalid
 from repo.pypi import metadata
 from repo.pypi.metadata import SDIST, WHEEL, Distribution, filetype_for, read_distribution
 
+from .builders import write_tar
+
 META = b"Metadata-Version: 2.1\nName: Demo.Pkg\nVersion: 1.0\n"
 WHEEL_FILE = b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
 WHEEL_NAME = "demo_pkg-1.0-py3-none-any.whl"
@@ -45,17 +47,7 @@ def make_sdist(tmp_path: Path, members: list[tuple[str, bytes | str]] | None = N
     """A .tar.gz at tmp_path/SDIST_NAME; bytes are file contents, a str is a symlink target."""
     if members is None:
         members = [("demo_pkg-1.0/setup.py", b""), ("demo_pkg-1.0/PKG-INFO", META)]
-    path = tmp_path / SDIST_NAME
-    with tarfile.open(path, "w:gz") as tar:
-        for name, content in members:
-            info = tarfile.TarInfo(name)
-            if isinstance(content, str):
-                info.type, info.linkname = tarfile.SYMTYPE, content
-                tar.addfile(info)
-            else:
-                info.size = len(content)
-                tar.addfile(info, io.BytesIO(content))
-    return path
+    return write_tar(tmp_path / SDIST_NAME, members)
 
 
 def refused(path: Path, filename: str) -> str:
