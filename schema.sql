@@ -86,5 +86,27 @@ CREATE TABLE IF NOT EXISTS auth_failures (
     window_start REAL NOT NULL,
     count        INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS auth_failures_window ON auth_failures(window_start);
 
-PRAGMA user_version = 2;
+-- Signed-in web UI sessions. The cookie carries a random id; only its sha256 is kept, so signing
+-- out (deleting the row) ends the session everywhere, and `expires` is an absolute end.
+CREATE TABLE IF NOT EXISTS sessions (
+    hash    TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created TEXT NOT NULL,
+    expires TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user_id);
+
+-- The name and content of every file a channel deleted: PyPI's rule that a filename, once
+-- used, never holds other bytes (an identical re-upload restores the file).
+CREATE TABLE IF NOT EXISTS used_filenames (
+    channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+    kind       TEXT NOT NULL CHECK (kind IN ('pypi', 'cran')),
+    subdir     TEXT NOT NULL,
+    filename   TEXT NOT NULL,
+    sha256     TEXT NOT NULL,
+    PRIMARY KEY (channel_id, kind, subdir, filename)
+);
+
+PRAGMA user_version = 3;

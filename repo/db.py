@@ -22,9 +22,29 @@ def _add_auth_failures(connection: sqlite3.Connection) -> None:
     )
 
 
+def _add_sessions_and_used_filenames(connection: sqlite3.Connection) -> None:
+    """Version 3: server-side UI sessions, the names of deleted files, and an index to prune
+    the throttle table by."""
+    connection.execute("CREATE INDEX auth_failures_window ON auth_failures(window_start)")
+    connection.execute(
+        "CREATE TABLE sessions (hash TEXT PRIMARY KEY, user_id INTEGER NOT NULL"
+        " REFERENCES users(id) ON DELETE CASCADE, created TEXT NOT NULL, expires TEXT NOT NULL)"
+    )
+    connection.execute("CREATE INDEX sessions_user ON sessions(user_id)")
+    connection.execute(
+        "CREATE TABLE used_filenames (channel_id INTEGER NOT NULL REFERENCES channels(id)"
+        " ON DELETE CASCADE, kind TEXT NOT NULL CHECK (kind IN ('pypi', 'cran')),"
+        " subdir TEXT NOT NULL, filename TEXT NOT NULL, sha256 TEXT NOT NULL,"
+        " PRIMARY KEY (channel_id, kind, subdir, filename))"
+    )
+
+
 # MIGRATIONS[n] brings a database at user_version n+1 to n+2; schema.sql is always the newest
 # schema, so a fresh database skips them all.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_add_auth_failures]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _add_auth_failures,
+    _add_sessions_and_used_filenames,
+]
 
 
 def now() -> str:

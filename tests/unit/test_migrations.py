@@ -43,6 +43,8 @@ def test_fresh_database_has_the_schema_version(tmp_path):
         "packages",
         "files",
         "auth_failures",
+        "sessions",
+        "used_filenames",
     }
 
 
