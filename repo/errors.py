@@ -15,6 +15,7 @@ log = logging.getLogger("repo")
 
 _UNSAFE = re.compile(r"[^\x20-\x7e]")
 REASON_LIMIT = 200
+MiB = 1024 * 1024
 
 
 class RepoError(Exception):
@@ -82,15 +83,21 @@ def one_line(text: str, limit: int = REASON_LIMIT) -> str:
     return cleaned[: limit - 3] + "..." if len(cleaned) > limit else cleaned
 
 
-def _too_large(config) -> str:
-    """Which limit a 413 crossed: the whole upload, or one form field held in memory."""
+def _too_large() -> str:
+    """Which limit a 413 crossed: the whole body (an upload's, or the small one of every other
+    route), or one form field held in memory."""
     from flask import request
 
-    limit = config["MAX_CONTENT_LENGTH"]
-    if request.content_length and request.content_length <= limit:
-        field_limit = config["MAX_FORM_MEMORY_SIZE"] // (1024 * 1024)
-        return f"Form field too large: limit is {field_limit} MB for a field other than a file"
-    return f"File too large: limit is {limit // (1024 * 1024)} MB"
+    limit = request.max_content_length
+    if limit is not None and request.content_length and request.content_length <= limit:
+        field_limit = request.max_form_memory_size // MiB
+        return (
+            f"Form too large: limit is {field_limit} MB for a field other than a file"
+            f" and {request.max_form_parts} fields"
+        )
+    if getattr(request, "takes_uploads", False):
+        return f"File too large: limit is {limit // MiB} MB"
+    return f"Request body too large: limit is {limit // MiB} MB for this URL"
 
 
 def init_app(app) -> None:
@@ -116,7 +123,7 @@ def init_app(app) -> None:
     @app.errorhandler(HTTPException)
     def handle_http_exception(error: HTTPException):
         if error.code == 413:
-            message = _too_large(app.config)
+            message = _too_large()
         else:
             message = error.description or error.name
         return responses.error(error.code or 500, message)

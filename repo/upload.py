@@ -8,21 +8,51 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Request, current_app, request
 
-from . import auth
+from . import PREFIXES, auth
 from .blobs import PendingBlob
+from .config import MB
 from .cran import upload as cran_upload
-from .errors import Invalid
+from .errors import Forbidden, Invalid, RepoError
 from .pypi import upload as pypi_upload
 
 bp = Blueprint("upload", __name__)
+# The blueprint's name under each prefix: the only routes that take large bodies.
+UPLOAD_BLUEPRINTS = frozenset(bp.name + suffix for suffix in PREFIXES)
+# Every other route (the web UI's forms, future JSON calls) gets a body this small, refused
+# before it is parsed: an anonymous POST must not make a worker read a gigabyte.
+SMALL_BODY = 1 * MB
+SMALL_FORM_PARTS = 100
+BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 
 class UploadRequest(Request):
     """A request whose uploaded files stream straight into the blob directory while they are
-    hashed, so an accepted file is renamed into place, never copied or held in memory."""
+    hashed, so an accepted file is renamed into place, never copied or held in memory.
+
+    Only the upload route takes large bodies and file parts: every other route's limits are
+    small, and Flask applies them before it reads a byte of the body.
+    """
+
+    @property
+    def takes_uploads(self) -> bool:
+        return self.blueprint in UPLOAD_BLUEPRINTS
+
+    @property
+    def max_content_length(self) -> int | None:
+        return super().max_content_length if self.takes_uploads else SMALL_BODY
+
+    @property
+    def max_form_memory_size(self) -> int | None:
+        return super().max_form_memory_size if self.takes_uploads else SMALL_BODY
+
+    @property
+    def max_form_parts(self) -> int | None:
+        return super().max_form_parts if self.takes_uploads else SMALL_FORM_PARTS
 
     def _get_file_stream(self, total_content_length, content_type, filename=None,
                          content_length=None):  # fmt: skip
+        if not self.takes_uploads:
+            raise Invalid("File parts are accepted only by the upload URL /api/repo/CHANNEL")
         pending = current_app.extensions["blobs"].begin()
         self.__dict__.setdefault("pending_blobs", []).append(pending)
         return pending
@@ -49,27 +79,65 @@ def upload(channel: str):
     """Dispatch on the form: twine and uv send `:action`, curl for R sends `filetype`."""
     target = auth.channel_for(channel, "write")
     form = request.form
-    _refuse_repeated_fields(form)
     if ":action" in form:
-        return pypi_upload.handle(target, auth.current_identity(), form, uploaded_blob)
-    if "filetype" in form:
-        return cran_upload.handle(target, auth.current_identity(), form, uploaded_blob)
-    raise Invalid("Missing form field ':action' (Python) or 'filetype' (R)")
+        side = pypi_upload
+    elif "filetype" in form:
+        side = cran_upload
+    else:
+        raise Invalid("Missing form field ':action' (Python) or 'filetype' (R)")
+    _refuse_repeated_fields(form, side.SINGLE_FIELDS)
+    return side.handle(target, auth.current_identity(), form, uploaded_blob)
 
 
-# Fields that say what a request is and what it carries: sent twice, which one would count is
-# a parser's accident (an attacker's chance), so neither does.
-SINGLE_FIELDS = (":action", "protocol_version", "filetype", "name", "version", "sha256_digest",
-                 "blake2_256_digest", "md5_digest", "platform", "rversion")  # fmt: skip
-
-
-def _refuse_repeated_fields(form) -> None:
-    for field in SINGLE_FIELDS:
+def _refuse_repeated_fields(form, single_fields: tuple[str, ...]) -> None:
+    """Fields that say what a request is and what it carries: sent twice, which one would
+    count is a parser's accident (an attacker's chance), so neither does. Every other field
+    may repeat: twine sends a multiple-use core-metadata field (Platform, Classifier,
+    Requires-Dist, ...) once per value."""
+    for field in single_fields:
         if len(form.getlist(field)) > 1:
             raise Invalid(f"Form field '{field}' appears more than once")
     if len(request.files.getlist("content")) > 1 or ("content" in form and request.files):
         raise Invalid("Form field 'content' appears more than once")
 
 
+# Sec-Fetch-Site values of a request a browser did not make for another site's page: "none" is
+# one the user typed or bookmarked.
+_OWN_SITE = ("same-origin", "none")
+
+
+@bp.before_request
+def _refuse_cross_site() -> None:
+    """A page on another origin can make a browser POST a multipart form here with the Basic
+    credentials it remembers (no CORS preflight for a form): refuse it before the credentials
+    are even looked at, so there is no 401 for the browser to answer with them either.
+
+    twine, uv, curl and R send neither header; a browser's own page of this site sends an
+    Origin equal to the site's.
+    """
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    origin = request.headers.get("Origin")
+    if (fetch_site is not None and fetch_site not in _OWN_SITE) or (
+        origin is not None and origin.rstrip("/") != request.host_url.rstrip("/")
+    ):
+        raise Forbidden(
+            "Cross-site upload refused: upload with twine, uv, curl or R, or from this"
+            " site's own pages"
+        )
+
+
+def _refuse_unsized_body() -> None:
+    """A body without Content-Length (chunked) only on the upload route: the worker reads a
+    small sized body before a thread is given to it, but cannot size a chunked one."""
+    if (
+        request.method in BODY_METHODS
+        and request.content_length is None
+        and "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+        and not request.takes_uploads
+    ):
+        raise RepoError("Length Required: send the body with a Content-Length header", 411)
+
+
 def init_app(app: Flask) -> None:
     app.request_class = UploadRequest
+    app.before_request(_refuse_unsized_body)

@@ -20,6 +20,8 @@ from . import description
 KIND = "cran"
 FILETYPES = (description.SOURCE, description.BINARY)
 IDENTICAL = "File already exists (identical content)"
+# Every field of an R upload is single: which of two `platform`s would count is an accident.
+SINGLE_FIELDS = ("filetype", "platform", "rversion")
 _STEM = re.compile(r"^(?P<stem>.+?)(?:\.tar\.gz|\.tar\.xz|\.tar\.bz2|\.tar|\.tgz|\.zip)$")
 
 

@@ -26,6 +26,10 @@ KIND = "pypi"
 DIGESTS = {"sha256_digest": ("sha256", 64), "blake2_256_digest": ("blake2_256", 64),
            "md5_digest": ("md5", 32)}  # fmt: skip
 IDENTICAL = "File already exists (identical content)"
+# What twine's protocol sends once per upload; the core-metadata fields of multiple use
+# (platform, classifiers, requires_dist, keywords, ...) come once per value.
+SINGLE_FIELDS = (":action", "protocol_version", "filetype", "name", "version", "metadata_version",
+                 "pyversion", *DIGESTS)  # fmt: skip
 HEX = re.compile(r"^[0-9a-fA-F]+$")
 
 

@@ -139,7 +139,7 @@ def test_huge_form_field_is_413_naming_the_field_limit(app, client, owner):
 
     assert response.status_code == 413
     assert refusal(response) == (
-        "Form field too large: limit is 16 MB for a field other than a file"
+        "Form too large: limit is 16 MB for a field other than a file and 10000 fields"
     )
     assert stored(app) == NOTHING
 
