@@ -220,8 +220,8 @@ def fsck(obj: _Context) -> None:
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
 @click.pass_obj
 def gc(obj: _Context, grace: float, dry_run: bool) -> None:
-    """Remove blobs nothing references and temp files of uploads that died."""
-    removed = maintenance.gc(obj.db(), obj.blobs(), grace, dry_run)
+    """Remove blobs nothing references, temp files of uploads that died and old R indexes."""
+    removed = maintenance.gc(obj.db(), obj.blobs(), Path(obj.data_dir), grace, dry_run)
     for path in removed:
         click.echo(f"{'would remove' if dry_run else 'removed'} {path}")
     click.echo(f"{len(removed)} files {'to remove' if dry_run else 'removed'}")

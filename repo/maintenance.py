@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .blobs import BlobStore
+from .cran import cache as cran_cache
 
 CHUNK = 1024 * 1024
 DEFAULT_GRACE = 3600
@@ -63,10 +64,12 @@ def fsck(db: sqlite3.Connection, store: BlobStore) -> FsckReport:
     return report
 
 
-def gc(db: sqlite3.Connection, store: BlobStore, grace: float = DEFAULT_GRACE,
+def gc(db: sqlite3.Connection, store: BlobStore, data_dir: Path, grace: float = DEFAULT_GRACE,
        dry_run: bool = False) -> list[Path]:  # fmt: skip
-    """Remove blobs no row references and temp files of uploads that died, when older than
-    `grace` seconds; return what was (or, with dry_run, would be) removed."""
+    """Remove blobs no row references, temp files of uploads that died and R index sets no
+    request will read again, when older than `grace` seconds; return what was (or, with
+    dry_run, would be) removed."""
+    stale_indexes = cran_cache.prune(db, cran_cache.root(data_dir), grace, dry_run)
     keep = referenced(db)
     cutoff = time.time() - grace
     doomed = [p for p in store.tmp_dir.iterdir() if p.is_file()]
@@ -75,7 +78,7 @@ def gc(db: sqlite3.Connection, store: BlobStore, grace: float = DEFAULT_GRACE,
     if not dry_run:
         for path in doomed:
             path.unlink(missing_ok=True)
-    return sorted(doomed)
+    return sorted(doomed) + stale_indexes
 
 
 def backup(db: sqlite3.Connection, store: BlobStore, destination: Path) -> int:

@@ -4,6 +4,10 @@ PACKAGES, PACKAGES.gz, PACKAGES.rds (and src/contrib's Meta/archive.rds) of one 
 directory are written together from one database snapshot, so the three always agree (R reads
 only the .rds, pak only the .gz). They live under `DATA_DIR/cache/cran/<channel>/r<revision>/`:
 an upload, yank or delete bumps the revision, and the next request builds the new set.
+
+A contrib directory without packages costs nothing on disk: any well-formed R version or build
+name is a valid URL, and anonymous readers could otherwise make the server write an index for
+each one. Its (constant) index is kept in memory instead.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import time
 from calendar import timegm
+from functools import cache
 from pathlib import Path
 from time import strptime
 
@@ -27,15 +33,21 @@ ETAGS = "etags.json"
 DEFAULT_EXTENSION = {"src": ".tar.gz", "bin/windows": ".zip", "bin/macosx": ".tgz"}
 
 
-def index_file(db: sqlite3.Connection, root: Path, channel_id: int, subdir: str,
-               name: str) -> tuple[Path, str]:  # fmt: skip
-    """The path and strong ETag of one index file of `subdir`, building the set if needed."""
+def root(data_dir: str | os.PathLike) -> Path:
+    """Where the CRAN index cache of every channel lives under the data dir."""
+    return Path(data_dir) / "cache" / "cran"
+
+
+def index_file(db: sqlite3.Connection, cache_root: Path, channel_id: int, subdir: str,
+               name: str) -> tuple[Path | bytes, str]:  # fmt: skip
+    """One index file of `subdir` and its strong ETag: a path in the cache (the set is built
+    if needed), or the bytes of the empty index when the directory holds no packages."""
     db.execute("BEGIN")
     try:
         revision = db.execute(
             "SELECT revision FROM channels WHERE id = ?", (channel_id,)
         ).fetchone()[0]
-        directory = root / str(channel_id) / f"r{revision}" / subdir
+        directory = cache_root / str(channel_id) / f"r{revision}" / subdir
         if not (directory / ETAGS).is_file():
             rows = db.execute(
                 "SELECT files.*, packages.name AS package FROM files"
@@ -44,15 +56,29 @@ def index_file(db: sqlite3.Connection, root: Path, channel_id: int, subdir: str,
                 " AND files.yanked = 0",
                 (channel_id, subdir),
             ).fetchall()
+            if not rows:
+                return _empty(subdir == SOURCE_DIR)[name]
             _build(directory, subdir, rows)
-            _forget_older(root / str(channel_id), revision)
+            _forget_older(cache_root / str(channel_id), revision)
     finally:
         db.execute("COMMIT")
     etags = json.loads((directory / ETAGS).read_text())
     return directory / name, etags[name]
 
 
-def _build(directory: Path, subdir: str, rows: list[sqlite3.Row]) -> None:
+@cache
+def _empty(source: bool) -> dict[str, tuple[bytes, str]]:
+    """The index files of a contrib directory with no packages, by name, with their ETags."""
+    contents = _contents(SOURCE_DIR if source else "bin", [])
+    return {name: (data, _etag(data)) for name, data in contents.items()}
+
+
+def _etag(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def _contents(subdir: str, rows: list[sqlite3.Row]) -> dict[str, bytes]:
+    """The index files of one contrib directory from its rows, by name."""
     latest, older = _split_latest(rows)
     entries = [index.Entry(json.loads(row["metadata"]), _file_field(row, subdir))
                for row in latest]  # fmt: skip
@@ -64,13 +90,18 @@ def _build(directory: Path, subdir: str, rows: list[sqlite3.Row]) -> None:
     }
     if subdir == SOURCE_DIR:
         contents[ARCHIVE_INDEX] = rds.archive_index(_archive(older))
+    return contents
+
+
+def _build(directory: Path, subdir: str, rows: list[sqlite3.Row]) -> None:
+    contents = _contents(subdir, rows)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=".build-"))
     try:
         for name, data in contents.items():
             (staging / name).parent.mkdir(parents=True, exist_ok=True)
             (staging / name).write_bytes(data)
-        etags = {name: hashlib.sha256(data).hexdigest()[:32] for name, data in contents.items()}
+        etags = {name: _etag(data) for name, data in contents.items()}
         (staging / ETAGS).write_text(json.dumps(etags))
         os.rename(staging, directory)
     except OSError:
@@ -119,3 +150,27 @@ def _forget_older(channel_dir: Path, revision: int) -> None:
     )  # fmt: skip
     for old in [r for r in revisions if r < revision][:-1]:
         shutil.rmtree(channel_dir / f"r{old}", ignore_errors=True)
+
+
+def prune(db: sqlite3.Connection, cache_root: Path, grace: float,
+          dry_run: bool = False) -> list[Path]:  # fmt: skip
+    """Remove (or with dry_run, list) what no request will read again, when older than
+    `grace` seconds: the index sets of past revisions, of channels that are gone, and build
+    folders a killed worker left. For `repo gc`."""
+    if not cache_root.is_dir():
+        return []
+    revisions = dict(db.execute("SELECT id, revision FROM channels").fetchall())
+    cutoff = time.time() - grace
+    doomed = []
+    for channel_dir in cache_root.iterdir():
+        current = revisions.get(int(channel_dir.name)) if channel_dir.name.isdigit() else None
+        for entry in channel_dir.iterdir() if channel_dir.is_dir() else []:
+            if entry.name != f"r{current}" and entry.stat().st_mtime <= cutoff:
+                doomed.append(entry)
+    if not dry_run:
+        for path in doomed:
+            shutil.rmtree(path, ignore_errors=True)
+        for channel_dir in cache_root.iterdir():
+            if channel_dir.is_dir() and not any(channel_dir.iterdir()):
+                channel_dir.rmdir()
+    return sorted(doomed)

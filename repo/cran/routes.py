@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -17,6 +18,8 @@ bp = Blueprint("cran", __name__)
 
 KIND = "cran"
 FILE_CACHE = "private, max-age=31536000, immutable"
+# Index files change with every upload; and no shared cache may keep a private channel's.
+INDEX_CACHE = "private, no-cache"
 # R sends no Accept-Encoding and libcurl would not decode: never Content-Encoding, only types.
 TYPES = {".gz": "application/gzip", ".tgz": "application/gzip", ".zip": "application/zip",
          ".rds": "application/octet-stream", "": "text/plain; charset=utf-8"}  # fmt: skip
@@ -31,10 +34,12 @@ def repository(channel: str, path: str):
     if wanted is None:
         raise NotFound(f"Not a file of a CRAN-like repository: '{path}'")
     if wanted.index is not None:
-        root = Path(current_app.config["DATA_DIR"]) / "cache" / "cran"
+        root = cache.root(current_app.config["DATA_DIR"])
         location, etag = cache.index_file(get_db(), root, target["id"], wanted.subdir,
                                           wanted.index)  # fmt: skip
-        return _send(location, etag, "no-cache")
+        if isinstance(location, bytes):
+            return _send(io.BytesIO(location), etag, INDEX_CACHE, wanted.index)
+        return _send(location, etag, INDEX_CACHE)
     row = _package_file(target["id"], wanted)
     if row is None:
         raise NotFound(f"File '{wanted.file}' not found in channel '{channel}'")
@@ -49,7 +54,8 @@ def _package_file(channel_id: int, wanted: paths.CranPath):
     return row if json.loads(row["metadata"]).get("Package") == wanted.archived_package else None
 
 
-def _send(location: Path, etag: str, cache_control: str, name: str | None = None):
+def _send(location: Path | io.BytesIO, etag: str, cache_control: str, name: str | None = None):
+    """`location` (a file, or the bytes of an empty index) as the file `name`."""
     suffix = Path(name or location.name).suffix
     response = send_file(location, mimetype=TYPES.get(suffix, "application/octet-stream"),
                          conditional=True, etag=etag, max_age=None)  # fmt: skip

@@ -28,6 +28,10 @@ from repo.cran.paths import CranPath, parse
          CranPath("bin/macosx/sonoma-arm64/contrib/4.6", index="PACKAGES.gz")),
         ("bin/linux/noble-x86_64/contrib/4.6/PACKAGES",
          CranPath("bin/linux/noble-x86_64/contrib/4.6", index="PACKAGES")),
+        ("bin/linux/" + "x" * 20 + "-" + "y" * 19 + "/contrib/4.6/PACKAGES",
+         CranPath("bin/linux/" + "x" * 20 + "-" + "y" * 19 + "/contrib/4.6", index="PACKAGES")),
+        ("bin/windows/contrib/10.12/PACKAGES",
+         CranPath("bin/windows/contrib/10.12", index="PACKAGES")),
     ],
 )  # fmt: skip
 def test_repository_paths(path, expected):
@@ -48,6 +52,17 @@ def test_repository_paths(path, expected):
         "bin/windows/contrib/4.2/Meta/archive.rds",
         "bin/windows/contrib/4.2/Archive/abc/abc_2.0.zip",
         "bin/linux/Noble/contrib/4.6/PACKAGES",
+        # Review finding 4: made-up trees that would each have cost an index on disk.
+        "bin/windows/contrib/4.123/PACKAGES",
+        "bin/windows/contrib/123.4/PACKAGES",
+        "bin/windows/contrib/4." + "9" * 240 + "/PACKAGES",
+        "bin/linux/" + "x" * 200 + "-y/contrib/4.6/PACKAGES.gz",
+        "bin/linux/" + "x" * 20 + "-" + "y" * 20 + "/contrib/4.6/PACKAGES",
+        "src/contrib/" + "a" * 256,
+        # Review finding 8: a trailing newline is not the end of the name.
+        "src/contrib/PACKAGES\n",
+        "src/contrib/abc_2.1.tar.gz\n",
+        "src/contrib/Archive/abc/abc_2.0.tar.gz\n",
     ],
 )
 def test_other_paths_are_not_repository_files(path):
