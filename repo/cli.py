@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from . import accounts, create_app, files, maintenance
+from . import accounts, config, create_app, files, maintenance
 from .blobs import BlobStore
 from .db import close_db, get_db
 from .errors import Invalid, NotFound, RepoError
@@ -27,6 +27,7 @@ class _Context:
 
     def db(self):
         if self._app is None:
+            config.keep_private(self.data_dir)
             self._app = create_app({"DATA_DIR": self.data_dir})
             self._app.app_context().push()
         return get_db()
@@ -243,6 +244,7 @@ def backup(obj: _Context, destination: Path) -> None:
 @click.pass_obj
 def restore(obj: _Context, source: Path) -> None:
     """Restore a backup into the (empty) data dir; then run fsck."""
+    config.keep_private(obj.data_dir)
     try:
         count = maintenance.restore(source, Path(obj.data_dir))
     except (FileExistsError, FileNotFoundError) as error:

@@ -12,6 +12,10 @@ from datetime import timedelta
 from pathlib import Path
 
 MB = 1024 * 1024
+# The database holds password hashes and every private channel's metadata: nothing under the
+# data dir, or in a backup, is for other local users (files 0600, folders 0700).
+PRIVATE_UMASK = 0o077
+DATABASE_FILES = ("repo.sqlite3", "repo.sqlite3-wal", "repo.sqlite3-shm")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -63,6 +67,18 @@ def from_environ(environ: os._Environ | dict = os.environ) -> dict:
         raw = environ.get(variable)
         config[key] = parse(raw) if raw not in (None, "") else default
     return config
+
+
+def keep_private(data_dir: str | os.PathLike) -> None:
+    """Make what this process writes from now on private to its user, and close an existing
+    data dir that an older version (or another umask) left readable."""
+    os.umask(PRIVATE_UMASK)
+    path = Path(data_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    for name in DATABASE_FILES:
+        if (path / name).exists():
+            (path / name).chmod(0o600)
 
 
 def finish(config: dict) -> dict:

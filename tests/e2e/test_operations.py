@@ -7,13 +7,16 @@ import hashlib
 import os
 import signal
 import socket
+import stat
 import subprocess
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from .live import LiveServer, pip_download, tool, twine_upload
+from ..unit.builders import r_source
+from .live import LiveServer, pip_download, run, tool, twine_upload
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +140,44 @@ def test_backup_restores_into_a_server_that_serves_the_same_files(
         )
     finally:
         server.stop()
+
+
+def loose_modes(root: Path) -> list[str]:
+    """Every file not 0600 and folder not 0700 under `root` (root itself included)."""
+    loose = []
+    for path in [root, *root.rglob("*")]:
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        if mode & 0o077 or (path.is_dir() and mode != 0o700):
+            loose.append(f"{oct(mode)} {path}")
+    return loose
+
+
+def test_data_dir_and_backup_are_private_to_the_user(dists, client_env, tmp_path):
+    # A server of its own: other tests here plant files in the shared one's data dir.
+    s = LiveServer(tmp_path / "data")
+    try:
+        s.cli("user", "create", "alice", "--password", "alice-password")
+        s.cli("channel", "create", "ops", "--owner", "alice")
+        token = s.cli("token", "create", "alice")
+        uploaded = twine_upload(f"{s.url}/api/repo/ops", dists.build("ops-demo", "1.0"),
+                                client_env, "__token__", token)  # fmt: skip
+        assert uploaded.returncode == 0, uploaded.stdout + uploaded.stderr
+        package = tmp_path / "abc_2.1.tar.gz"
+        package.write_bytes(r_source())
+        curl = [tool("curl"), "-sS", "-f", "-H", f"X-Auth: {token}"]
+        upload = run([*curl, "-F", "filetype=cran_source_package", "-F", f"content=@{package}",
+                      f"{s.url}/api/repo/ops"], client_env)  # fmt: skip
+        assert upload.returncode == 0, upload.stderr
+        index = run([*curl, f"{s.url}/api/repo/ops/cran/src/contrib/PACKAGES"], client_env)
+        assert "Package: abc" in index.stdout
+        s.cli("backup", str(tmp_path / "backup"))
+
+        # The database and its WAL, the secret key, blobs, the R index cache, the backup.
+        assert (s.data_dir / "repo.sqlite3-wal").exists() and (s.data_dir / "cache").is_dir()
+        assert loose_modes(s.data_dir) == []
+        assert loose_modes(tmp_path / "backup") == []
+    finally:
+        s.stop()
 
 
 def test_restore_refuses_a_data_dir_in_use(live_server, shop, tmp_path):
