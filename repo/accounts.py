@@ -9,26 +9,32 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import secrets
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import generate_password_hash
 
-from . import tokens
+from . import sessions, tokens
 from .db import now, transaction
 from .errors import Conflict, Invalid, NotFound, disk_full
+from .password_cache import PasswordCache
 
 ROLES = ("read", "write", "owner")
 SCOPES = ("read", "write")
-NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+# Used with fullmatch: `$` would also match before a trailing newline ("dev\n").
+NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 # "t" would make /api/repo/t/<token>/... ambiguous with a channel named t.
 RESERVED_CHANNELS = {"t"}
 DURATION = re.compile(r"(\d{1,6})([dhms])")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 # Checked against when a user name is unknown, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = generate_password_hash("not a password")
+# Its password is random and unknown: no check against it succeeds, so none is cached either.
+_DUMMY_HASH = generate_password_hash(secrets.token_urlsafe(32))
+# Basic `user:password` on the API would otherwise cost a full scrypt check on every request.
+_PASSWORDS = PasswordCache()
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,7 @@ def rank(role: str | None) -> int:
 
 
 def create_user(db: sqlite3.Connection, name: str, password: str, admin: bool = False) -> int:
-    if not USER_NAME.match(name):
+    if not USER_NAME.fullmatch(name):
         raise Invalid(f"Invalid user name '{name}': use letters, digits, '.', '_' or '-'")
     _check_new_password(password)
     try:
@@ -99,9 +105,10 @@ def _identity(row: sqlite3.Row, token: sqlite3.Row | None = None) -> Identity:
 
 
 def check_password(db: sqlite3.Connection, name: str, password: str) -> Identity | None:
-    """The user with this name and password, or None; as slow for unknown names."""
+    """The user with this name and password, or None; as slow for unknown names, and fast
+    for a password found right a moment ago (repo.password_cache)."""
     row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
-    good = check_password_hash(row["password_hash"] if row else _DUMMY_HASH, password)
+    good = _PASSWORDS.check(name, password, row["password_hash"] if row else _DUMMY_HASH)
     if row is None or not good or row["disabled"]:
         return None
     return _identity(row)
@@ -118,10 +125,12 @@ def list_users(db: sqlite3.Connection) -> list[sqlite3.Row]:
 
 
 def set_disabled(db: sqlite3.Connection, user_id: int, disabled: bool) -> None:
-    """Disable or enable a user: a disabled user's password, tokens and sessions stop working
-    on their next request, and come back when enabled again."""
+    """Disable or enable a user: a disabled user's password and tokens stop working on their
+    next request and come back when enabled again; their web sessions end for good."""
     with transaction(db):
         db.execute("UPDATE users SET disabled = ? WHERE id = ?", (int(disabled), user_id))
+    if disabled:
+        sessions.end_all(db, user_id)
 
 
 def set_password(db: sqlite3.Connection, user_id: int, password: str) -> None:
@@ -145,13 +154,11 @@ def session_stamp(db: sqlite3.Connection, user_id: int) -> str:
     return _stamp(row["password_hash"])
 
 
-def session_user(db: sqlite3.Connection, user_id: int, stamp: str) -> Identity | None:
-    """The user a web session belongs to; None when the user is gone or disabled, or the
-    password changed since the session began."""
-    row = db.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
-    if row is None or row["disabled"]:
-        return None
-    if not hmac.compare_digest(_stamp(row["password_hash"]), stamp):
+def session_user(db: sqlite3.Connection, session_id: str, stamp: str) -> Identity | None:
+    """The user a web session belongs to; None when the session was ended or has expired or
+    its user is disabled (sessions.find_user), or the password changed since it began."""
+    row = sessions.find_user(db, session_id)
+    if row is None or not hmac.compare_digest(_stamp(row["password_hash"]), stamp):
         return None
     return _identity(row)
 
@@ -160,7 +167,7 @@ def session_user(db: sqlite3.Connection, user_id: int, stamp: str) -> Identity |
 
 
 def create_channel(db: sqlite3.Connection, name: str, owner_id: int, public: bool = False) -> int:
-    if not NAME.match(name) or name in RESERVED_CHANNELS:
+    if not NAME.fullmatch(name) or name in RESERVED_CHANNELS:
         raise Invalid(
             f"Invalid channel name '{name}': use lower-case letters, digits, '.', '_' or '-'"
         )

@@ -78,6 +78,11 @@ def _verify_basic(username: str, password: str):
 
 @header.verify_token
 def _verify_header(secret: str):
+    # MultiAuth picks this verifier for an Authorization header of any scheme but exactly
+    # `Basic` (`basic`, `Bearer`): two credentials all the same, as _verify_basic refuses.
+    if "Authorization" in request.headers:
+        g.auth_failure = "Send one credential: Authorization or X-Auth, not both"
+        return None
     return _from_token(secret)
 
 

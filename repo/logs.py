@@ -15,8 +15,14 @@ from gunicorn.glogging import Logger
 from . import tokens
 
 REDACTED = "<redacted>"
-_PATH_TOKEN = re.compile(r"/t/[^/?#\s]*")
-_TOKEN = re.compile(rf"{re.escape(tokens.PREFIX)}[A-Za-z0-9]+")
+# gunicorn decodes percent-escapes in the path it routes, but the access log writes the raw
+# request line: `/%74/%72%70%2D...` authenticates as `/t/rp-...` and must be hidden as well.
+_SLASH = r"(?:/|%2[Ff])"
+_PATH_TOKEN = re.compile(rf"{_SLASH}(?:t|%74){_SLASH}(?:(?!{_SLASH})[^?#\s])*")
+_TOKEN = re.compile(r"(?:r|%72)(?:p|%70)(?:-|%2[Dd])(?:[A-Za-z0-9]|%[0-9A-Fa-f]{2})+")
+# What a log line may not carry, so a request cannot forge lines of its own (a CR/LF that a
+# URL or header smuggled in).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _ATOM = re.compile(r"%\(([^)]+)\)s")
 _SECRET_KEY = re.compile(r"authorization|x-auth|x_auth|cookie", re.IGNORECASE)
 
@@ -26,12 +32,16 @@ def redact(text: str) -> str:
     return _TOKEN.sub(REDACTED, _PATH_TOKEN.sub(f"/t/{REDACTED}", text))
 
 
+def _escape_controls(text: str) -> str:
+    return _CONTROL.sub(lambda match: ascii(match[0])[1:-1], text)
+
+
 class RedactingFilter(logging.Filter):
     """Rewrites each record's message with `redact` before any handler formats it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = redact(message)
+        cleaned = _escape_controls(redact(message))
         if cleaned != message:
             record.msg, record.args = cleaned, ()
         if record.exc_info and record.exc_info[1] is not None:

@@ -29,13 +29,16 @@ def retry_after(db: sqlite3.Connection, address: str, limit: int) -> int | None:
 
 
 def record_failure(db: sqlite3.Connection, address: str) -> None:
-    """Count one failed authentication; a window that has ended starts afresh."""
+    """Count one failed authentication; a window that has ended starts afresh.
+
+    Every window that has ended, of any address, is deleted first (a range of the index
+    auth_failures_window), so the table holds only the last WINDOW seconds' addresses.
+    """
     now = time.time()
     with transaction(db):
+        db.execute("DELETE FROM auth_failures WHERE window_start < ?", (now - WINDOW,))
         db.execute(
             "INSERT INTO auth_failures (address, window_start, count) VALUES (?, ?, 1)"
-            " ON CONFLICT (address) DO UPDATE SET"
-            " count = CASE WHEN window_start + ? < ? THEN 1 ELSE count + 1 END,"
-            " window_start = CASE WHEN window_start + ? < ? THEN ? ELSE window_start END",
-            (address, now, WINDOW, now, WINDOW, now, now),
+            " ON CONFLICT (address) DO UPDATE SET count = count + 1",
+            (address, now),
         )

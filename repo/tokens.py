@@ -16,7 +16,7 @@ PREFIX = "rp-"
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 BODY_LENGTH = 43
 CHECKSUM_LENGTH = 6
-SHAPE = re.compile(rf"^{PREFIX}[0-9A-Za-z]{{{BODY_LENGTH + CHECKSUM_LENGTH}}}$")
+SHAPE = re.compile(rf"{PREFIX}[0-9A-Za-z]{{{BODY_LENGTH + CHECKSUM_LENGTH}}}")
 
 
 def _base62(number: int, width: int) -> str:
@@ -39,7 +39,7 @@ def generate() -> str:
 
 def well_formed(token: str) -> bool:
     """True when `token` has our shape and its checksum matches."""
-    if not SHAPE.match(token):
+    if not SHAPE.fullmatch(token):
         return False
     body = token[len(PREFIX) : len(PREFIX) + BODY_LENGTH]
     return secrets.compare_digest(_checksum(body), token[-CHECKSUM_LENGTH:])

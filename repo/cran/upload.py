@@ -22,7 +22,7 @@ FILETYPES = (description.SOURCE, description.BINARY)
 IDENTICAL = "File already exists (identical content)"
 # Every field of an R upload is single: which of two `platform`s would count is an accident.
 SINGLE_FIELDS = ("filetype", "platform", "rversion")
-_STEM = re.compile(r"^(?P<stem>.+?)(?:\.tar\.gz|\.tar\.xz|\.tar\.bz2|\.tar|\.tgz|\.zip)$")
+_STEM = re.compile(r"(?P<stem>.+?)(?:\.tar\.gz|\.tar\.xz|\.tar\.bz2|\.tar|\.tgz|\.zip)")
 
 
 def handle(channel, identity: Identity, form: MultiDict,
@@ -61,7 +61,7 @@ def handle(channel, identity: Identity, form: MultiDict,
 def _check_client_name(client_name: str, package: description.RPackage) -> None:
     """The uploaded file's name must name the package and version its DESCRIPTION does."""
     expected = f"{package.package}_{package.version}"
-    match = _STEM.match(client_name)
+    match = _STEM.fullmatch(client_name)
     stem = match["stem"] if match else client_name
     if stem != expected and not stem.startswith(f"{expected}_R_"):
         raise Invalid(

@@ -25,9 +25,10 @@ from ..db import connection_for
 from ..responses import API_HEADERS
 from . import routes, simple
 
+# fullmatch: `$` would also match before a trailing newline (`/simple/%0A`).
 _PATH = re.compile(
-    r"^/api/(?:repo/t/(?P<t1>[^/]+)/|t/(?P<t2>[^/]+)/repo/|repo/)"
-    r"(?P<channel>[^/]+)/simple/(?:(?P<project>[^/]+)/)?$"
+    r"/api/(?:repo/t/(?P<t1>[^/]+)/|t/(?P<t2>[^/]+)/repo/|repo/)"
+    r"(?P<channel>[^/]+)/simple/(?:(?P<project>[^/]+)/)?"
 )
 
 
@@ -47,7 +48,7 @@ class FastIndex:
         return [body]
 
     def _answer(self, environ: dict):
-        match = _PATH.match(environ.get("PATH_INFO", ""))
+        match = _PATH.fullmatch(environ.get("PATH_INFO", ""))
         if match is None or environ.get("QUERY_STRING"):
             return None
         project = match["project"] or ""

@@ -4,7 +4,7 @@ the files, all relative to `/api/repo/CHANNEL/` so the token-in-path prefixes ju
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, redirect, request, send_file
-from packaging.utils import canonicalize_name
+from packaging.utils import InvalidName, canonicalize_name
 
 from .. import auth, files, responses
 from ..db import get_db
@@ -77,7 +77,11 @@ def project_list(channel: str):
 @auth.required.login_required
 def project_page(channel: str, project: str):
     target = auth.channel_for(channel, "read")
-    normalized = canonicalize_name(project)
+    try:
+        normalized = canonicalize_name(project, validate=True)
+    except InvalidName:
+        # Never a redirect to it: a line break in the name would split the Location header.
+        raise NotFound(f"Project '{project}' not found in channel '{channel}'") from None
     if normalized != project:
         # Relative, so the token-in-path prefix survives the redirect.
         return redirect(f"../{normalized}/", 301)

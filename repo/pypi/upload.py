@@ -30,7 +30,7 @@ IDENTICAL = "File already exists (identical content)"
 # (platform, classifiers, requires_dist, keywords, ...) come once per value.
 SINGLE_FIELDS = (":action", "protocol_version", "filetype", "name", "version", "metadata_version",
                  "pyversion", *DIGESTS)  # fmt: skip
-HEX = re.compile(r"^[0-9a-fA-F]+$")
+HEX = re.compile(r"[0-9a-fA-F]+")
 
 
 def handle(channel, identity: Identity, form: MultiDict,
@@ -84,7 +84,7 @@ def _check_digests(form: MultiDict, pending: PendingBlob) -> None:
     computed = pending.digests()
     for field, value in sent.items():
         name, length = DIGESTS[field]
-        if len(value) != length or not HEX.match(value):
+        if len(value) != length or not HEX.fullmatch(value):
             raise Invalid(f"Invalid {field}: use a hex-encoded {name} digest")
         if value.lower() != computed[name]:
             raise Invalid(

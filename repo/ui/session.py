@@ -1,9 +1,11 @@
 """Who is signed in to the web UI: the sign-in and sign-out pages, the session that remembers
 the user, and the checks a page makes on it (signed in, an admin, a role in a channel).
 
-The session is Flask's signed cookie holding the user's id, a fingerprint of their password
-hash and the CSRF secret. Every request re-reads the user, so disabling a user or changing
-their password ends their sessions at once.
+Flask's signed cookie holds the id of a session kept in the database (repo.sessions), a
+fingerprint of the user's password hash and the CSRF secret. Every request looks the session
+and its user up in one query, so each of these ends it at once, for copies of the cookie too:
+signing out, its fixed end (12 hours after sign-in, however busy), disabling the user, and a
+new password.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from flask import (
 )
 from flask.sessions import SecureCookieSessionInterface
 
-from .. import accounts, throttle
+from .. import accounts, sessions, throttle
 from ..db import get_db
 from ..errors import Forbidden, NotFound
 
@@ -53,8 +55,8 @@ WRONG_CREDENTIALS = "Invalid user name or password"
 def load_user() -> None:
     """Before every request of the UI: the signed-in user as `g.user`, or None."""
     g.user = None
-    if "user_id" in session:
-        g.user = accounts.session_user(get_db(), session["user_id"], session.get("stamp", ""))
+    if "session_id" in session:
+        g.user = accounts.session_user(get_db(), session["session_id"], session.get("stamp", ""))
         if g.user is None:
             session.clear()
 
@@ -132,14 +134,25 @@ def login_post():
         throttle.record_failure(db, address)
         return _login_page(WRONG_CREDENTIALS, name)
     # A new session, never the one the visitor had before signing in (session fixation).
-    session.clear()
+    _end_session()
     session.permanent = True
-    session.update(user_id=identity.user_id, stamp=accounts.session_stamp(db, identity.user_id))
+    lifetime = current_app.config["PERMANENT_SESSION_LIFETIME"]
+    session.update(
+        session_id=sessions.start(db, identity.user_id, lifetime),
+        stamp=accounts.session_stamp(db, identity.user_id),
+    )
     return redirect(_next_page(), 303)
+
+
+def _end_session() -> None:
+    """Forget the cookie's session here and in the database, where a copy would find it."""
+    if "session_id" in session:
+        sessions.end(get_db(), session["session_id"])
+    session.clear()
 
 
 @bp.post("/logout")
 def logout():
-    session.clear()
+    _end_session()
     flash("Signed out", "ok")
     return redirect(url_for("ui.channels.index"), 303)

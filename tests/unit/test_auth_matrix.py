@@ -293,3 +293,32 @@ def test_disabling_a_user_refuses_their_tokens_at_once(app, client, repo):
     get_db().execute("UPDATE users SET disabled = 1 WHERE id = ?", (made.user_id,))
 
     assert send(client, "GET", "/api/repo/priv/simple/", headers=auth).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "authorization", ["basic Z2FyYmFnZTpnYXJiYWdl", "Bearer x", "Digest username=x", "basic"]
+)
+@pytest.mark.parametrize("method, path", [("GET", "simple/"), ("POST", "")])
+def test_x_auth_with_an_authorization_header_of_any_scheme_is_refused(world, authorization,
+                                                                      method, path):  # fmt: skip
+    # Review finding 9: the scheme is not exactly `Basic`, and X-Auth used to win silently.
+    client, secrets, tmp = world
+    headers = {"X-Auth": secrets["write-channel-token"], "Authorization": authorization}
+    data = twine_form() if method == "POST" else None
+
+    response = send(client, method, f"/api/repo/priv/{path}", headers=headers, data=data)
+
+    assert response.status_code == 401
+    assert refusal(response) == "Send one credential: Authorization or X-Auth, not both"
+    assert os.listdir(tmp) == []
+
+
+def test_a_write_x_auth_cannot_hide_behind_a_lower_case_basic_read_token(world):
+    client, secrets, _ = world
+    headers = {**token_auth(secrets["read-channel-token"]),
+               "X-Auth": secrets["write-channel-token"]}  # fmt: skip
+    headers["Authorization"] = headers["Authorization"].replace("Basic", "basic", 1)
+
+    response = send(client, "POST", "/api/repo/priv/", headers=headers, data=twine_form())
+
+    assert response.status_code == 401

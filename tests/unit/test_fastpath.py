@@ -109,3 +109,18 @@ def test_an_upload_is_seen_at_once(client, world, answered):
     after = send(client, "GET", "/api/repo/ch/simple/", headers=headers)
 
     assert after.json["projects"] == [{"name": "Demo.Pkg"}, {"name": "Other"}]
+
+
+@pytest.mark.parametrize("tail, status", [("%0A", 308), ("demo-pkg/%0A", 404)])
+def test_a_trailing_newline_is_not_the_end_of_the_path(client, world, answered, tail, status):
+    # Review finding 8: `$` matched before a final newline, so these were served cached pages.
+    for page in ("/api/repo/ch/simple/", "/api/repo/ch/simple/demo-pkg/"):
+        send(client, "GET", page, headers=token_auth(world))  # now cached
+    answered.clear()
+
+    response = send(client, "GET", f"/api/repo/ch/simple/{tail}", headers=token_auth(world))
+
+    assert answered == []
+    # What Flask answers: a project named "\n" needs its slash; no page ends in a newline.
+    assert response.status_code == status
+    assert "\n" not in response.headers.get("Location", "")

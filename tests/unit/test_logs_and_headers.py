@@ -77,3 +77,33 @@ def test_every_response_says_nosniff_and_api_html_runs_nothing(client, repo):
         assert response.headers["X-Content-Type-Options"] == "nosniff", url
         if response.mimetype == "text/html":
             assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
+
+
+def test_percent_encoded_path_tokens_are_redacted():
+    # Review finding 10: gunicorn decodes these to /t/rp-..., the access log keeps them raw.
+    encoded = "".join(f"%{ord(c):02X}" for c in TOKEN)
+    lines = [
+        f"GET /api/repo/%74/{TOKEN}/ch/simple/ HTTP/1.1",
+        f"GET /api/repo/%74/{encoded}/ch/simple/ HTTP/1.1",
+        f"GET /api/%74%2F{encoded.lower()}%2frepo/ch/simple/ HTTP/1.1",
+        f"GET /api/repo/t/{TOKEN[:3]}{encoded[9:]}/ch/simple/ HTTP/1.1",
+        f"user %72%70%2D{TOKEN[3:]} end",
+    ]
+
+    for line in lines:
+        cleaned = redact(line)
+        assert TOKEN[3:13] not in cleaned and encoded[9:40] not in cleaned, cleaned
+        assert encoded[9:40].lower() not in cleaned, cleaned
+        assert REDACTED in cleaned
+
+
+def test_a_logged_message_cannot_forge_lines():
+    # Review finding 7: a decoded %0d%0a in a URL used to start a line of its own.
+    record = logging.LogRecord("repo", logging.ERROR, __file__, 1, "Exception on %s [GET]",
+                               ("/x\r\n[2026-12-01 00:00:00] FORGED LINE/",), None)  # fmt: skip
+
+    RedactingFilter().filter(record)
+
+    message = record.getMessage()
+    assert "\n" not in message and "\r" not in message
+    assert message == "Exception on /x\\r\\n[2026-12-01 00:00:00] FORGED LINE/ [GET]"

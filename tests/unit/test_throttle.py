@@ -116,3 +116,31 @@ def test_behind_a_trusted_proxy_the_forwarded_address_counts(tmp_path):
 
     assert throttled.status_code == 429
     assert elsewhere.status_code == 401
+
+
+def test_a_failure_deletes_every_window_that_has_ended(strict, monkeypatch):
+    app, _ = strict
+    client = app.test_client()
+    began = throttle.time.time()
+    for address, at in [("10.0.0.1", began), ("10.0.0.2", began + throttle.WINDOW / 2),
+                        ("10.0.0.3", began + throttle.WINDOW + 1)]:  # fmt: skip
+        monkeypatch.setattr(throttle.time, "time", lambda at=at: at)
+        fail(client, address)
+
+    rows = get_db().execute("SELECT address FROM auth_failures ORDER BY address").fetchall()
+
+    assert [row["address"] for row in rows] == ["10.0.0.2", "10.0.0.3"]
+
+
+def test_deleting_ended_windows_reads_only_them_through_the_index(strict):
+    app, _ = strict
+    statements: list[str] = []
+    db = get_db()
+    db.set_trace_callback(statements.append)
+    fail(app.test_client())
+    db.set_trace_callback(None)
+
+    [prune] = [sql for sql in statements if sql.startswith("DELETE FROM auth_failures")]
+    plan = " ".join(row["detail"] for row in db.execute(f"EXPLAIN QUERY PLAN {prune}"))
+
+    assert "USING INDEX auth_failures_window" in plan, plan

@@ -1,13 +1,17 @@
-"""The web UI's session: signing in and out, CSRF on every form, security headers on every
-page, cookies, and errors shown as pages (while the API keeps its text errors)."""
+"""The web UI's session: signing in and out, the server-side session and its fixed end, CSRF
+on every form, security headers on every page, cookies, and errors shown as pages (while the
+API keeps its text errors)."""
 
 from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask, url_for
 
-from repo import accounts, config, create_app
-from repo.db import get_db
+from repo import accounts, config, create_app, sessions
+from repo.db import get_db, now
 from repo.ui import routes as ui_routes
 
 from .webui import Visitor, text
@@ -91,7 +95,28 @@ def test_sign_in_starts_a_new_session(repo, visitor):
     with visitor.client.session_transaction() as session:
         assert "planted" not in session
         assert session.get("csrf") != "planted-by-an-attacker"
-        assert session["user_id"] == accounts.get_user(get_db(), "alice")["id"]
+        assert sessions.find_user(get_db(), session["session_id"])["name"] == "alice"
+
+
+def test_signing_in_again_ends_the_session_before(repo, visitor):
+    repo.user("alice")
+    visitor.login("alice")
+    before = visitor.copy()
+    visitor.login("alice")
+    assert visitor.get("/tokens").status_code == 200
+    assert before.get("/tokens").status_code == 302
+    assert get_db().execute("SELECT count(*) FROM sessions").fetchone()[0] == 1
+
+
+def test_database_holds_only_the_sha256_of_a_session_id(repo, visitor):
+    repo.user("alice")
+    visitor.login("alice")
+    with visitor.client.session_transaction() as session:
+        session_id = session["session_id"]
+    db = get_db()
+    hashes = [row["hash"] for row in db.execute("SELECT hash FROM sessions")]
+    assert hashes == [hashlib.sha256(session_id.encode()).hexdigest()]
+    assert session_id not in "\n".join(db.iterdump())
 
 
 @pytest.mark.parametrize(
@@ -113,28 +138,84 @@ def test_a_page_for_signed_in_users_sends_others_to_sign_in(visitor):
     assert response.headers["Location"] == "/login?next=/tokens"
 
 
-def test_sign_out_ends_the_session(repo, visitor):
-    repo.user("alice")
-    visitor.login("alice")
-    assert visitor.get("/tokens").status_code == 200
-    assert visitor.post("/logout").status_code == 303
-    assert visitor.get("/tokens").status_code == 302
+def _disable_and_enable(db, user_id: int) -> None:
+    accounts.set_disabled(db, user_id, True)
+    accounts.set_disabled(db, user_id, False)
 
 
-@pytest.mark.parametrize(
-    "change",
-    [lambda db, user_id: accounts.set_disabled(db, user_id, True),
-     lambda db, user_id: accounts.set_password(db, user_id, "a-new-password"),
-     lambda db, user_id: db.execute("DELETE FROM users WHERE id = ?", (user_id,))],
-    ids=["disabled", "new-password", "deleted"],
-)  # fmt: skip
-def test_a_session_ends_when_its_user_changes(repo, visitor, change):
+ENDINGS = {
+    "sign-out": lambda visitor, db, user_id: visitor.post("/logout"),
+    "disabled": lambda visitor, db, user_id: accounts.set_disabled(db, user_id, True),
+    "disabled-then-enabled": lambda visitor, db, user_id: _disable_and_enable(db, user_id),
+    "new-password": lambda visitor, db, user_id: accounts.set_password(db, user_id, "new-pass"),
+    "deleted": lambda visitor, db, user_id: db.execute("DELETE FROM users WHERE id = ?",
+                                                       (user_id,)),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("end", ENDINGS.values(), ids=ENDINGS.keys())
+def test_a_session_ends_for_every_copy_of_its_cookie(repo, visitor, end):
     alice = repo.user("alice")
     visitor.login("alice")
-    change(get_db(), alice)
-    assert visitor.get("/tokens").status_code == 302
-    with visitor.client.session_transaction() as session:
-        assert "user_id" not in session
+    copy = visitor.copy()
+    assert copy.get("/tokens").status_code == 200
+    end(visitor, get_db(), alice)
+    for browser in (visitor, copy):
+        response = browser.get("/tokens")
+        assert response.status_code == 302
+        assert response.headers["Location"] == "/login?next=/tokens"
+        with browser.client.session_transaction() as session:
+            assert "session_id" not in session
+
+
+def test_a_session_ends_a_fixed_time_after_sign_in_however_often_it_is_used(app, repo):
+    alice, db = repo.user("alice"), get_db()
+    lifetime = app.config["PERMANENT_SESSION_LIFETIME"]
+    began = datetime(2030, 1, 1, tzinfo=UTC)
+    session_id = sessions.start(db, alice, lifetime, at=began)
+    every_minute = (began + timedelta(minutes=minute) for minute in range(12 * 60))
+    assert lifetime == timedelta(hours=12)
+    assert all(sessions.find_user(db, session_id, at) for at in every_minute)
+    assert sessions.find_user(db, session_id, began + lifetime) is None
+
+
+def test_using_a_session_never_moves_its_end_and_past_it_is_the_sign_in_page(repo, visitor):
+    repo.user("alice")
+    visitor.login("alice")
+    db = get_db()
+    times = "SELECT created, expires FROM sessions"
+    [(created, expires)] = db.execute(times).fetchall()
+    for _ in range(3):
+        assert visitor.get("/tokens").status_code == 200
+    assert [tuple(row) for row in db.execute(times)] == [(created, expires)]
+    assert datetime.fromisoformat(expires) - datetime.fromisoformat(created) == timedelta(hours=12)
+    # The 12 hours are up: the clock reaches the row's end.
+    db.execute("UPDATE sessions SET expires = ?", (now(),))
+    response = visitor.get("/tokens", follow_redirects=True)
+    assert response.request.path == "/login" and 'name="password"' in text(response)
+
+
+def test_a_page_reads_its_session_and_user_in_one_query(repo, visitor):
+    repo.user("alice")
+    visitor.login("alice")
+    statements: list[str] = []
+    get_db().set_trace_callback(statements.append)
+    assert visitor.get("/tokens").status_code == 200
+    get_db().set_trace_callback(None)
+    about_sessions = [sql for sql in statements if "sessions" in sql]
+    assert len(about_sessions) == 1 and about_sessions[0].startswith("SELECT users.*")
+    assert not [sql for sql in statements if sql.startswith("SELECT * FROM users")]
+
+
+def test_starting_a_session_deletes_those_that_have_ended(app, repo):
+    alice, db = repo.user("alice"), get_db()
+    lifetime = app.config["PERMANENT_SESSION_LIFETIME"]
+    began = datetime(2030, 1, 1, tzinfo=UTC)
+    sessions.start(db, alice, lifetime, at=began)
+    live = sessions.start(db, alice, lifetime, at=began + lifetime / 2)
+    sessions.start(db, alice, lifetime, at=began + lifetime)
+    assert db.execute("SELECT count(*) FROM sessions").fetchone()[0] == 2
+    assert sessions.find_user(db, live, began + lifetime) is not None
 
 
 def test_sign_in_is_throttled_per_address(tmp_path):

@@ -30,6 +30,14 @@ class Visitor:
     def login(self, name: str, password: str | None = None) -> TestResponse:
         return self.post("/login", name=name, password=password or f"{name}-password")
 
+    def copy(self) -> Visitor:
+        """Another browser holding a copy of this one's session cookie, as a thief would."""
+        app = self.client.application
+        name = app.config["SESSION_COOKIE_NAME"]
+        thief = Visitor(app.test_client())
+        thief.client.set_cookie(name, self.client.get_cookie(name).value)
+        return thief
+
 
 def text(response: TestResponse) -> str:
     return response.get_data(as_text=True)
