@@ -121,6 +121,34 @@ def twine_upload(url: str, paths, env: dict[str, str], user: str, password: str)
     return run([tool("twine"), *args, *map(str, paths), "-u", user, "-p", password], env)
 
 
+def uv_publish(url: str, paths, env: dict[str, str], user: str, password: str):
+    """`uv publish` of `paths` to `url`."""
+    return run([tool("uv"), "publish", "--publish-url", url, "--username", user,
+                "--password", password, *map(str, paths)], env)  # fmt: skip
+
+
+def pip_install(env: dict[str, str], target: Path, index_url: str, *requirements: str):
+    """`pip install` of `requirements` into `target` from `index_url` only, without cache."""
+    return run([tool("python"), "-m", "pip", "install", "--no-cache-dir", "--target",
+                str(target), "--index-url", index_url, *requirements], env)  # fmt: skip
+
+
+def uv_install(env: dict[str, str], target: Path, index_url: str, *requirements: str):
+    """`uv pip install` of `requirements` into `target` from `index_url` only, without cache."""
+    return run([tool("uv"), "pip", "install", "--no-cache", "--python", tool("python"),
+                "--target", str(target), "--index-url", index_url, *requirements], env)  # fmt: skip
+
+
+def simple_json(server: LiveServer, channel: str, project: str, token: str) -> dict:
+    """The PEP 691 JSON project page of `project` in `channel`, read with a path token."""
+    request = urllib.request.Request(
+        f"{server.url}/api/repo/t/{token}/{channel}/simple/{project}/",
+        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
 def pip_download(index_url: str, dest: Path, env: dict[str, str], *requirements: str):
     """`pip download` without dependencies or cache into `dest`."""
     return run([tool("python"), "-m", "pip", "download", "--no-deps", "--no-cache-dir",
@@ -173,14 +201,22 @@ class Dists:
             project += f'requires-python = "{requires_python}"\n'
         project += f'[tool.setuptools]\npackages = ["{module}"]\n'
         (source / "pyproject.toml").write_text(project)
-        out = source / "dist"
-        result = subprocess.run(
-            [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(source)],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert result.returncode == 0, result.stdout + result.stderr
-        wheel = next(out.glob("*.whl"))
-        return [wheel, next(out.glob("*.tar.gz"))]
+        return build_dists(source)
+
+
+def build_dists(source: Path, files: dict[str, str] | None = None) -> list[Path]:
+    """Write `files` (path under `source` -> text), then build `source` offline with
+    `python -m build --no-isolation` and the backend its pyproject.toml names: [wheel, sdist]."""
+    for name, text in (files or {}).items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text(text)
+    out = source / "dist"
+    result = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(source)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return [next(out.glob("*.whl")), next(out.glob("*.tar.gz"))]
 
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "r"
