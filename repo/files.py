@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from packaging.utils import canonicalize_name
 
 from .db import now, transaction
-from .errors import Conflict, NotFound
+from .errors import Conflict, Invalid, NotFound
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,21 @@ def find(db: sqlite3.Connection, channel_id: int, kind: str, subdir: str, filena
 
 def existing(db: sqlite3.Connection, channel_id: int, new: NewFile) -> bool:
     """True when this very file is already published (an idempotent re-upload); raises
-    Conflict when the name is taken by other content."""
+    Conflict when the name is taken by other content, and Invalid when a deleted file had
+    the name with other content (PyPI's rule: a filename once used never holds other bytes;
+    the same bytes again restore the file)."""
     row = find(db, channel_id, new.kind, new.subdir, new.filename)
     if row is None:
+        used = db.execute(
+            "SELECT sha256 FROM used_filenames WHERE channel_id = ? AND kind = ? AND subdir = ?"
+            " AND filename = ?",
+            (channel_id, new.kind, new.subdir, new.filename),
+        ).fetchone()
+        if used is not None and used["sha256"] != new.sha256:
+            raise Invalid(
+                f"This filename has already been used ('{new.filename}' was deleted):"
+                " use a different version"
+            )
         return False
     if row["sha256"] == new.sha256:
         return True
@@ -150,17 +162,23 @@ def _set_yanked(db: sqlite3.Connection, channel_id: int, column: str, value: str
 
 def delete_file(db: sqlite3.Connection, channel_id: int, file_id: int) -> int:
     """Remove a file's row, and its package's when it was the last file, bumping the revision;
-    return how many files the package has left.
+    return how many files the package has left. Its name and sha256 are kept in
+    used_filenames, so that the name can never hold other content.
 
     The blob stays: an upload of the same content may be committing it at this very moment,
     so only `repo gc` removes blobs, once nothing references them.
     """
     with transaction(db):
         row = db.execute(
-            "SELECT package_id FROM files WHERE id = ? AND channel_id = ?", (file_id, channel_id)
+            "SELECT * FROM files WHERE id = ? AND channel_id = ?", (file_id, channel_id)
         ).fetchone()
         if row is None:
             raise NotFound(f"File {file_id} not found")
+        db.execute(
+            "INSERT OR REPLACE INTO used_filenames (channel_id, kind, subdir, filename, sha256)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (channel_id, row["kind"], row["subdir"], row["filename"], row["sha256"]),
+        )
         db.execute("DELETE FROM files WHERE id = ?", (file_id,))
         left = db.execute(
             "SELECT count(*) FROM files WHERE package_id = ?", (row["package_id"],)
