@@ -150,10 +150,6 @@ def channel_for(name: str, need: str):
 def init_app(app: Flask) -> None:
     @app.url_value_preprocessor
     def _take_path_token(_endpoint, values):
-        # `g` outlives the request when an app context was pushed around it (the test client
-        # reuses one): start every request without the last one's credential.
-        g.pop("path_token", None)
-        g.pop("auth_failure", None)
         if values and "token" in values:
             g.path_token = values.pop("token")
 

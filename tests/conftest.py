@@ -3,10 +3,14 @@ that makes users, channels and tokens the way an admin would."""
 
 from __future__ import annotations
 
+import contextvars
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
 from repo import accounts, create_app
 from repo.db import get_db
@@ -15,6 +19,22 @@ TESTS = Path(__file__).parent
 # Tests make many failed authentications from one address on purpose; throttling has tests
 # of its own.
 UNTHROTTLED = {"AUTH_FAILURE_LIMIT": 0}
+
+
+class OwnContextClient(FlaskClient):
+    """The test client, with each request in an app context of its own as in production:
+    never in the one a test holds open around it, so `g` and the teardown are per request."""
+
+    def open(self, *args, **kwargs):
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+
+def pytest_configure(config):
+    """Tests run on their own settings: a developer's or CI's REPO_* variables reach neither
+    the apps the unit tests make nor the servers the e2e tests start."""
+    for name in [name for name in os.environ if name.startswith("REPO_")]:
+        del os.environ[name]
+    Flask.test_client_class = OwnContextClient
 
 
 def pytest_collection_modifyitems(items):

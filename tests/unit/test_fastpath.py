@@ -3,8 +3,11 @@ every other request to Flask (the auth matrix walks the refusals through it as w
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
+from repo import accounts
 from repo.pypi import fastpath
 
 from .builders import META, basic, send, token_auth, twine_form, wheel
@@ -124,3 +127,54 @@ def test_a_trailing_newline_is_not_the_end_of_the_path(client, world, answered, 
     # What Flask answers: a project named "\n" needs its slash; no page ends in a newline.
     assert response.status_code == status
     assert "\n" not in response.headers.get("Location", "")
+
+
+@pytest.fixture
+def strangers(world, repo):
+    """Tokens that authenticate (or did) but may not read the private channel 'ch', with the
+    status Flask answers each; made after `world`, so alice is user 1 and 'ch' channel 1."""
+    bob = repo.user("bob")
+    pub = accounts.find_channel(repo.db, "pub")["id"]
+    revoked_id, revoked = accounts.create_token(repo.db, 1)
+    accounts.revoke_token(repo.db, revoked_id)
+    dave = repo.user("dave")
+    disabled = repo.token(dave)
+    accounts.grant(repo.db, 1, dave, "read")
+    accounts.set_disabled(repo.db, dave, True)
+    return {
+        "non-member-user-token": (repo.token(bob), 404),
+        "other-channel-token": (repo.token(1, pub, "read"), 404),
+        "revoked-token": (revoked, 401),
+        "expired-token": (repo.token(1, expires_in=timedelta(seconds=-1)), 401),
+        "disabled-users-token": (disabled, 401),
+    }
+
+
+@pytest.mark.parametrize("page", ["", "demo-pkg/"])
+@pytest.mark.parametrize("form", ["basic", "x-auth", "repo-t"])
+@pytest.mark.parametrize(
+    "who", ["non-member-user-token", "other-channel-token", "revoked-token", "expired-token",
+            "disabled-users-token"],
+)  # fmt: skip
+def test_a_warm_cache_is_never_served_to_a_token_without_rights(
+    client, world, strangers, answered, page, form, who
+):
+    # Review of the tests, finding 2: with the page already cached, only role_in stands
+    # between another user's token and a private channel's page.
+    for accept in (JSON, "text/html"):
+        warm = send(client, "GET", f"/api/repo/ch/simple/{page}",
+                    headers={**token_auth(world), "Accept": accept})  # fmt: skip
+        assert warm.status_code == 200
+    answered.clear()
+    secret, status = strangers[who]
+    url, headers = {
+        "basic": (f"/api/repo/ch/simple/{page}", token_auth(secret)),
+        "x-auth": (f"/api/repo/ch/simple/{page}", {"X-Auth": secret}),
+        "repo-t": (f"/api/repo/t/{secret}/ch/simple/{page}", {}),
+    }[form]
+
+    response = send(client, "GET", url, headers={**headers, "Accept": JSON})
+
+    assert answered == []
+    assert response.status_code == status
+    assert b"demo" not in response.get_data().lower()
