@@ -49,6 +49,9 @@ class FileEntry:
 def choose_format(accept: str | None, format_param: str | None = None) -> str | None:
     """Content type to answer with, or None when nothing the client accepts is offered (406)."""
     if format_param is not None:
+        # PEP 691 spells `?format=application/vnd.pypi.simple.v1+json` with a bare `+`, which
+        # query decoding turns into a space; no media type has a space in it.
+        format_param = format_param.replace(" ", "+")
         wanted = _ALIASES.get(format_param, format_param)
         return wanted if wanted in _OFFERS else None
     if not accept or not accept.strip():

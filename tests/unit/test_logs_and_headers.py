@@ -55,15 +55,19 @@ def test_access_log_atoms_hide_the_token_user_url_and_secret_headers():
     environ = {"REQUEST_METHOD": "GET", "RAW_URI": f"/api/repo/t/{TOKEN}/ch/simple/",
                "PATH_INFO": f"/api/repo/t/{TOKEN}/ch/simple/", "SERVER_PROTOCOL": "HTTP/1.1",
                "QUERY_STRING": "", "HTTP_AUTHORIZATION": BASIC}  # fmt: skip
-    headers = [("AUTHORIZATION", environ["HTTP_AUTHORIZATION"]), ("X-AUTH", TOKEN)]
+    environ["HTTP_REFERER"] = f"http://host/api/t/{TOKEN}/repo/ch/simple/"
+    headers = [("AUTHORIZATION", environ["HTTP_AUTHORIZATION"]), ("X-AUTH", TOKEN),
+               ("REFERER", environ["HTTP_REFERER"])]  # fmt: skip
 
     atoms = logger.atoms(_Response(), headers, environ, timedelta(seconds=0.01))
 
     written = config.access_log_format % logger.atoms_wrapper_class(atoms)
     assert TOKEN not in written
-    assert written.count(REDACTED) == 5
     assert atoms["u"] == "-"
     assert atoms["r"] == "GET /api/repo/t/<redacted>/ch/simple/ HTTP/1.1"
+    assert atoms["f"] == "http://host/api/t/<redacted>/repo/ch/simple/"  # the Referer
+    assert atoms["{x-auth}i"] == atoms["{authorization}i"] == REDACTED
+    assert atoms["{raw_uri}e"] == atoms["{path_info}e"] == "/api/repo/t/<redacted>/ch/simple/"
 
 
 def test_every_response_says_nosniff_and_api_html_runs_nothing(client, repo):

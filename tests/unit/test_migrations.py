@@ -101,3 +101,47 @@ def test_every_old_schema_migrates_to_the_fresh_one(tmp_path):
         assert connection.execute("PRAGMA user_version").fetchone()[0] == schema_version()
         assert columns(connection) == columns(fresh)
         assert accounts.user_count(connection) == 1
+
+
+def fill_every_table(connection) -> dict[str, int]:
+    """A row in every table of whatever schema `connection` has; return the rows per table."""
+    alice = accounts.create_user(connection, "bob", "bob-password")
+    channel = accounts.create_channel(connection, "dev", alice)
+    accounts.create_token(connection, alice, channel, "read", label="ci")
+    connection.execute(
+        "INSERT INTO packages (channel_id, kind, name, display_name) VALUES (?, 'pypi', 'x', 'X')",
+        (channel,),
+    )
+    connection.execute(
+        "INSERT INTO files (package_id, channel_id, kind, version, filename, sha256, size,"
+        " uploader_id, uploaded, metadata) VALUES (1, ?, 'pypi', '1.0', 'x-1.0.tar.gz', ?, 3,"
+        " ?, '2026-01-01T00:00:00.000000Z', '{\"summary\": \"kept\"}')",
+        (channel, "a" * 64, alice),
+    )
+    tables = [row[1] for row in shape(connection) if row[0] == "table"]
+    if "auth_failures" in tables:
+        connection.execute("INSERT INTO auth_failures VALUES ('192.0.2.1', 1.0, 3)")
+    return {
+        table: connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables
+    }
+
+
+def test_every_old_schema_keeps_the_data_of_every_table(tmp_path):
+    for old in OLD_SCHEMAS:
+        connection = db.connect(str(tmp_path / f"{old.stem}-full.sqlite3"))
+        connection.executescript(old.read_text())
+        counts = fill_every_table(connection)
+        assert all(counts.values()), counts
+
+        db.init_db(connection, SCHEMA.read_text())
+
+        for table, count in counts.items():
+            assert connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == count
+        row = connection.execute("SELECT * FROM files").fetchone()
+        assert (row["filename"], row["sha256"], row["metadata"]) == (
+            "x-1.0.tar.gz",
+            "a" * 64,
+            '{"summary": "kept"}',
+        )
+        token = connection.execute("SELECT label, scope FROM tokens").fetchone()
+        assert tuple(token) == ("ci", "read")
