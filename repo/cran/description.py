@@ -11,7 +11,6 @@ import gzip
 import lzma
 import os
 import re
-import stat
 import tarfile
 import zipfile
 import zlib
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, BinaryIO
 
-from ..archives import BoundedStream
+from ..archives import DIRECTORY, FILE, BoundedStream, MemberCheck, tar_kind, zip_kind
 from ..errors import Invalid
 
 SOURCE = "cran_source_package"
@@ -56,14 +55,15 @@ _BROKEN = (
     ValueError,  # a zip entry name flagged UTF-8 that is not
     NotImplementedError,  # zipfile on compression methods it lacks
 )
-# (name, is a directory, is a regular file, size, read it): one member of either archive kind
-_Entry = tuple[str, bool, bool, int, Callable[[], bytes]]
+# (name, kind (archives.FILE, ...), link target, size, read it): one member of either archive kind
+_Entry = tuple[str, str, str, int, Callable[[], bytes]]
 # base:::.standard_regexps(), ASCII only (R-exts 1.1.1)
 _PACKAGE = re.compile(r"[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]")
 _VERSION = re.compile(r"[0-9]+([.-][0-9]+)+")
 _FIELD = re.compile(rb"([A-Za-z0-9@._/-]+):(.*)")
-# tools:::.install_package_description; (\d+) minors because drat's \d broke on R 4.10.
-_BUILT = re.compile(r"R(?: ((\d+)\.(\d+)\.\d+))?; *([^;\s]*) *;[^;]*; *(unix|windows)")
+# tools:::.install_package_description. Two-digit minors, as drat's \d broke on R 4.10; no
+# longer ones, as the minor names a directory (bin/windows/contrib/4.10).
+_BUILT = re.compile(r"R(?: ((\d{1,2})\.(\d{1,2})\.\d{1,3}))?; *([^;\s]*) *;[^;]*; *(unix|windows)")
 # R-exts: latin1 and UTF-8 are the portable values of Encoding (keys lower-case, no "-").
 _CODECS = {"latin1": "latin-1", "iso88591": "latin-1", "utf8": "utf-8"}
 # R.version$platform of CRAN's mac builds -> the build dir of contrib.url (pkgcache's table).
@@ -74,8 +74,10 @@ _MAC_PLATFORMS = {
     "aarch64-apple-darwin23": "sonoma-arm64",
 }
 _MAC_BUILDS = frozenset(_MAC_PLATFORMS.values())
-_LINUX_BUILD = re.compile(r"[a-z0-9]+-[a-z0-9_]+")  # R 4.6 linux.binary.<build>, noble-x86_64
-_RVERSION = re.compile(r"(\d+)\.(\d+)(?:\.\d+)?")
+# R 4.6 linux.binary.<build>, noble-x86_64; both name a directory, so they are short.
+_LINUX_BUILD = re.compile(r"[a-z0-9]+-[a-z0-9_]+")
+LINUX_BUILD_MAX = 40
+_RVERSION = re.compile(r"(\d{1,2})\.(\d{1,2})(?:\.\d{1,3})?")
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ def read_package(path: str, filetype: str) -> RPackage:
         container = _container(f)
         try:
             entries = _zip_entries(f) if container == "zip" else _tar_entries(f, container)
-            top, data, has_src = _scan(entries)
+            top, data, has_src = _scan(entries, links=container != "zip")
         except EOFError:
             raise _broken("archive is truncated") from None
         except _BROKEN:
@@ -224,10 +226,12 @@ def _build(built_platform: str, platform: str | None) -> str:
             raise Invalid("A Linux binary needs the form field platform (e.g. noble-x86_64)")
         raise Invalid(f"Unknown Built platform '{_shown(built_platform)}'")
     build = _MAC_PLATFORMS.get(platform, platform)
-    if build not in _MAC_BUILDS and not _LINUX_BUILD.fullmatch(build):
+    linux = len(build) <= LINUX_BUILD_MAX and _LINUX_BUILD.fullmatch(build)
+    if build not in _MAC_BUILDS and not linux:
         raise Invalid(
             f"Unknown platform '{_shown(platform)}': expected macosx, big-sur-x86_64,"
-            " big-sur-arm64, sonoma-arm64 or a Linux build like noble-x86_64"
+            f" big-sur-arm64, sonoma-arm64 or a Linux build like noble-x86_64 (at most"
+            f" {LINUX_BUILD_MAX} characters)"
         )
     linux_ok = build not in _MAC_BUILDS and "linux" in built_platform
     if built_platform and build != implied and not linux_ok:
@@ -245,20 +249,23 @@ def _container(f: BinaryIO) -> str:
     return next((kind for magic, kind in _MAGIC if head.startswith(magic)), "tar")
 
 
-def _scan(entries: Iterator[_Entry]) -> tuple[str, bytes, bool]:
-    """(top directory, DESCRIPTION bytes, has src/) after checking every member's name once."""
+def _scan(entries: Iterator[_Entry], links: bool) -> tuple[str, bytes, bool]:
+    """(top directory, DESCRIPTION bytes, has src/) after checking every member once: R's
+    untar() and unzip() unpack them all, the skipped ones too. Symlinks only when `links`."""
     top, data, has_src = "", None, False
-    for count, (name, is_dir, regular, size, read) in enumerate(entries, 1):
+    check = MemberCheck(_broken, _shown, links)
+    for count, (name, kind, target, size, read) in enumerate(entries, 1):
         if count > MAX_MEMBERS:
             raise _broken(f"more than {MAX_MEMBERS} members")
-        if (split := _split(name, top, is_dir)) is None:
+        check.check(name, kind, target)
+        if (split := _split(name, top, kind == DIRECTORY)) is None:
             continue
         top, rest = split
         has_src = has_src or rest.partition("/")[0] == "src"
         if rest == "DESCRIPTION":  # a second one is the classic bypass: extraction keeps the last
             if data is not None:
                 raise _broken("more than one DESCRIPTION")
-            if not regular:  # never follow a symlink or hard link
+            if kind != FILE:  # never follow a symlink or hard link
                 raise _broken("DESCRIPTION is not a regular file")
             if size > DESCRIPTION_CAP:
                 raise _broken("DESCRIPTION is larger than 256 KiB")
@@ -280,7 +287,7 @@ def _tar_entries(f: BinaryIO, container: str) -> Iterator[_Entry]:
             raise
         with tar:
             for m in tar:
-                yield m.name, m.isdir(), m.isreg(), m.size, partial(_extract, tar, m)
+                yield m.name, tar_kind(m), m.linkname, m.size, partial(_extract, tar, m)
 
 
 def _extract(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
@@ -299,10 +306,9 @@ def _zip_entries(f: BinaryIO) -> Iterator[_Entry]:
             seen.add(info.filename)
             if info.flag_bits & 0x1:
                 raise _broken(f"entry '{_shown(info.filename)}' is encrypted")
-            regular = not (info.is_dir() or stat.S_ISLNK(info.external_attr >> 16))
             # orig_filename: zipfile cuts `filename` at a NUL
             name = info.orig_filename.rstrip("/")
-            yield name, info.is_dir(), regular, info.file_size, partial(_unzip, zf, info)
+            yield name, zip_kind(info), "", info.file_size, partial(_unzip, zf, info)
 
 
 def _unzip(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
@@ -311,13 +317,12 @@ def _unzip(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
 
 
 def _split(name: str, top: str, is_dir: bool) -> tuple[str, str] | None:
-    """(top directory, path below it) of a member, or None for one to skip; raises Invalid.
+    """(top directory, path below it) of a member MemberCheck passed, or None for one to skip;
+    raises Invalid.
 
     One leading ./ is allowed (plain `tar czf x.tgz .`); macOS AppleDouble files are skipped.
     """
     parts = name.split("/")
-    if "\0" in name or "\\" in name or name.startswith("/") or ".." in parts:
-        raise _broken(f"unsafe member name '{_shown(name)}'")
     if parts[0] == "." and len(parts) > 1:
         parts = parts[1:]
     if (parts == ["."] and is_dir) or parts[0] == "__MACOSX" or parts[-1].startswith("._"):

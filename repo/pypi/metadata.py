@@ -9,7 +9,6 @@ from __future__ import annotations
 import gzip
 import os
 import re
-import stat
 import tarfile
 import zipfile
 import zlib
@@ -28,7 +27,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from ..archives import BoundedStream
+from ..archives import BoundedStream, MemberCheck, tar_kind, zip_kind
 from ..errors import Invalid
 
 WHEEL = "bdist_wheel"
@@ -146,8 +145,6 @@ def _wheel_metadata(f: BinaryIO, filename: str) -> bytes:
             if f"{dist_info}/{required}" not in entries:
                 raise _broken(f"no {_shown(dist_info)}/{required}")
         info = entries[f"{dist_info}/METADATA"]
-        if stat.S_ISLNK(info.external_attr >> 16):
-            raise _broken("METADATA is not a regular file")
         if info.file_size > METADATA_CAP:
             raise _broken("METADATA is larger than 16 MiB")
         with zf.open(info) as member:
@@ -155,12 +152,14 @@ def _wheel_metadata(f: BinaryIO, filename: str) -> bytes:
 
 
 def _check_zip(infos: list[zipfile.ZipInfo]) -> None:
-    """Refuse zip bombs and the framing tricks Warehouse refuses, though we never extract."""
+    """Refuse zip bombs, the framing tricks Warehouse refuses, and entries unsafe to unpack:
+    we never extract, but installers do."""
     if len(infos) > MAX_MEMBERS:
         raise _broken(f"more than {MAX_MEMBERS} entries")
+    check = MemberCheck(_broken, _shown, links=False)  # no wheel needs a symlink
     seen: set[str] = set()
     for info in infos:
-        _check_member_name(info.orig_filename)  # zipfile cuts `filename` at a NUL
+        check.check(info.orig_filename, zip_kind(info))  # zipfile cuts `filename` at a NUL
         if info.filename in seen:
             raise _broken(f"duplicate entry '{_shown(info.filename)}'")
         seen.add(info.filename)
@@ -174,30 +173,40 @@ def _check_zip(infos: list[zipfile.ZipInfo]) -> None:
 
 
 def _sdist_metadata(f: BinaryIO) -> bytes:
-    """The bytes of <root>/PKG-INFO, reading members lazily and stopping as soon as it is found."""
+    """The bytes of <root>/PKG-INFO, after checking every member: pip and tarfile unpack them."""
     budget = max(RATIO_FLOOR, RATIO_LIMIT * os.fstat(f.fileno()).st_size)
+    check = MemberCheck(_broken, _shown)
     with (
         gzip.GzipFile(fileobj=f, mode="rb") as gz,
         tarfile.open(fileobj=_inflated(gz, budget), mode="r:") as tar,
     ):
-        root = None
+        root, data = None, None
         for count, member in enumerate(tar, 1):
             if count > MAX_MEMBERS:
                 raise _broken(f"more than {MAX_MEMBERS} members")
-            _check_member_name(member.name)
+            check.check(member.name, tar_kind(member), member.linkname)
             top, _, rest = member.name.partition("/")
             root = root or top
             if top != root or top in ("", ".", ".."):
                 raise _broken(f"member '{_shown(member.name)}' is outside the top directory")
             if rest == "PKG-INFO":
-                if not member.isfile():  # never follow a symlink or hard link
-                    raise _broken("PKG-INFO is not a regular file")
-                if member.size > METADATA_CAP:
-                    raise _broken("PKG-INFO is larger than 16 MiB")
-                extracted = tar.extractfile(member)
-                assert extracted is not None  # isfile() above
-                return extracted.read()
-    raise _broken("no PKG-INFO in a single top-level directory")
+                data = _pkg_info(tar, member, data)
+    if data is None:
+        raise _broken("no PKG-INFO in a single top-level directory")
+    return data
+
+
+def _pkg_info(tar: tarfile.TarFile, member: tarfile.TarInfo, found: bytes | None) -> bytes:
+    """The bytes of the PKG-INFO `member`; `found` is one read before: unpacking keeps the last."""
+    if found is not None:
+        raise _broken("more than one PKG-INFO")
+    if not member.isfile():  # never follow a symlink or hard link
+        raise _broken("PKG-INFO is not a regular file")
+    if member.size > METADATA_CAP:
+        raise _broken("PKG-INFO is larger than 16 MiB")
+    extracted = tar.extractfile(member)
+    assert extracted is not None  # isfile() above
+    return extracted.read()
 
 
 def _inflated(gz: gzip.GzipFile, budget: int) -> BoundedStream:
@@ -261,13 +270,6 @@ def _distribution(filename: str, filetype: str, data: bytes) -> Distribution:
         metadata=data if filetype == WHEEL else None,
         fields=fields,
     )
-
-
-def _check_member_name(name: str) -> None:
-    """Refuse paths that could escape a directory: we never extract, but they are garbage."""
-    parts = name.split("/")
-    if "\0" in name or "\\" in name or name.startswith("/") or ".." in parts:
-        raise _broken(f"unsafe member name '{_shown(name)}'")
 
 
 def _same_version(text: str, version: Version) -> bool:

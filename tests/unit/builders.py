@@ -4,13 +4,17 @@ every refusal must pass: shared by the upload and auth tests."""
 from __future__ import annotations
 
 import base64
+import bz2
 import gzip
 import hashlib
 import io
+import lzma
 import os
+import stat
 import tarfile
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -25,44 +29,88 @@ WHEEL_FILE = b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: 
 CHALLENGE = 'Basic realm="repo"'
 
 
-def wheel(
-    meta: bytes = META, dist_info: str = "demo_pkg-1.0.dist-info", code: bytes = b""
-) -> bytes:
-    """A wheel whose METADATA is `meta`; `code` changes the content but not the metadata."""
+class Special(NamedTuple):
+    """A member that is neither a file nor a symlink: a hard link to `target` (named from the
+    archive's root, as tar does), or a device, fifo or socket."""
+
+    kind: str  # one of SPECIAL_TYPES
+    target: str = ""
+
+
+# kind -> (tar member type, unix file type in a zip's external_attr); tar has no sockets.
+SPECIAL_TYPES = {
+    "hardlink": (tarfile.LNKTYPE, None),
+    "chardev": (tarfile.CHRTYPE, stat.S_IFCHR),
+    "blockdev": (tarfile.BLKTYPE, stat.S_IFBLK),
+    "fifo": (tarfile.FIFOTYPE, stat.S_IFIFO),
+    "socket": (None, stat.S_IFSOCK),
+    "unknown": (b"Z", None),  # no tar type; tarfile unpacks it as a regular file
+}
+# A member of a built archive: bytes are file contents, a str is a symlink target.
+Member = tuple[str, bytes | str | Special]
+_COMPRESSORS = {"w:gz": lambda data: gzip.compress(data, mtime=0), "w:xz": lzma.compress,
+                "w:bz2": bz2.compress, "w": bytes}  # fmt: skip
+
+
+def zip_bytes(members: list[Member]) -> bytes:
+    """A zip of `members`, the same bytes for the same members."""
     buffer = io.BytesIO()
-    entries = {"demo_pkg/__init__.py": code, f"{dist_info}/METADATA": meta,
-               f"{dist_info}/WHEEL": WHEEL_FILE, f"{dist_info}/RECORD": b""}  # fmt: skip
     with zipfile.ZipFile(buffer, "w") as zf:
-        for name, data in entries.items():
+        for name, content in members:
             # A fixed date: the same arguments always give the same bytes (and sha256).
             info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            if isinstance(content, str):  # Info-ZIP keeps a symlink's target as its data
+                info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            elif isinstance(content, Special):
+                mode = SPECIAL_TYPES[content.kind][1]
+                assert mode is not None, f"a zip has no {content.kind}"
+                info.external_attr = (mode | 0o644) << 16
+            data = b"" if isinstance(content, Special) else content
             zf.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED)
     return buffer.getvalue()
 
 
-def write_tar(path: Path, members: list[tuple[str, bytes | str]], mode: str = "w:gz") -> Path:
-    """A tar archive at `path`; bytes are file contents, a str is a symlink target."""
-    with tarfile.open(path, mode) as tar:
+def wheel(
+    meta: bytes = META, dist_info: str = "demo_pkg-1.0.dist-info", code: bytes = b"",
+    extra: tuple[Member, ...] = (),
+) -> bytes:  # fmt: skip
+    """A wheel whose METADATA is `meta`; `code` changes the content but not the metadata;
+    `extra` members come last."""
+    return zip_bytes([("demo_pkg/__init__.py", code), (f"{dist_info}/METADATA", meta),
+                      (f"{dist_info}/WHEEL", WHEEL_FILE), (f"{dist_info}/RECORD", b""),
+                      *extra])  # fmt: skip
+
+
+def tar_bytes(members: list[Member], mode: str = "w:gz") -> bytes:
+    """A tar of `members` compressed as tarfile's `mode` says, the same bytes for the same
+    members."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name, content in members:
             info = tarfile.TarInfo(name)
             if isinstance(content, str):
                 info.type, info.linkname = tarfile.SYMTYPE, content
                 tar.addfile(info)
+            elif isinstance(content, Special):
+                kind = SPECIAL_TYPES[content.kind][0]
+                assert kind is not None, f"a tar has no {content.kind}"
+                info.type, info.linkname = kind, content.target
+                tar.addfile(info)
             else:
                 info.size = len(content)
                 tar.addfile(info, io.BytesIO(content))
+    return _COMPRESSORS[mode](buffer.getvalue())
+
+
+def write_tar(path: Path, members: list[Member], mode: str = "w:gz") -> Path:
+    """The tar_bytes of `members` written at `path`."""
+    path.write_bytes(tar_bytes(members, mode))
     return path
 
 
 def tar_gz(members: dict[str, bytes]) -> bytes:
     """A gzip-compressed tar of regular files, the same bytes for the same members."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return gzip.compress(buffer.getvalue(), mtime=0)
+    return tar_bytes(list(members.items()))
 
 
 def sdist(meta: bytes = META, root: str = "demo_pkg-1.0") -> bytes:

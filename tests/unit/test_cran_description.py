@@ -31,7 +31,7 @@ from repo.cran.description import (
 )
 from repo.errors import Invalid
 
-from .builders import write_tar
+from .builders import Member, Special, r_form, send, stored, write_tar, zip_bytes
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "r"
 DESC = b"Package: abc\nVersion: 2.1\nTitle: A test\nLicense: MIT\n"
@@ -39,8 +39,6 @@ LINUX = "R 4.2.2; x86_64-pc-linux-gnu; 2026-11-23 22:54:28 UTC; unix"
 PURE = "R 4.2.2; ; 2026-11-23 22:54:27 UTC; unix"
 BUILT_DESC = DESC + f"Built: {LINUX}\n".encode()
 HUGE = b"X: " + b"x" * 256 * 1024 + b"\n"
-
-Member = tuple[str, bytes | str]  # bytes are file contents, a str is a symlink target
 
 
 def make_tar(tmp_path: Path, members: list[Member] | None = None, mode: str = "w:gz") -> Path:
@@ -278,7 +276,10 @@ def test_hand_made_tgz_with_dot_prefix_and_macos_litter_is_accepted(tmp_path):
         ([("abc/../../x", b""), ("abc/DESCRIPTION", DESC)], "unsafe member name 'abc/../../x'"),
         ([("/abc/DESCRIPTION", DESC)], "unsafe member name '/abc/DESCRIPTION'"),
         ([("abc\\DESCRIPTION", DESC)], "unsafe member name 'abc\\\\DESCRIPTION'"),
-        ([("abc/DESCRIPTION", "/etc/passwd")], "DESCRIPTION is not a regular file"),
+        (
+            [("abc/DESCRIPTION", "/etc/passwd")],
+            "link 'abc/DESCRIPTION' -> '/etc/passwd' points outside its top directory",
+        ),
         ([("abc/R/x", DESC), ("abc/DESCRIPTION", "R/x")], "DESCRIPTION is not a regular file"),
         ([("abc/DESCRIPTION", DESC)] * 2, "more than one DESCRIPTION"),
         ([("abc/DESCRIPTION", DESC), ("./abc/DESCRIPTION", DESC)], "more than one DESCRIPTION"),
@@ -298,6 +299,60 @@ def test_hand_made_tgz_with_dot_prefix_and_macos_litter_is_accepted(tmp_path):
 )
 def test_hostile_tar_is_rejected(tmp_path, members, message):
     assert refused(make_tar(tmp_path, members)).startswith(f"Invalid R package: {message}")
+
+
+# R's internal untar() follows a symlink out of its folder, and unpacks the members the scan
+# skips (AppleDouble files) too. Each case follows a good DESCRIPTION.
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ([("abc/evil", "/tmp"), ("abc/evil/pwned", b"")], "link 'abc/evil' -> '/tmp' points"),
+        ([("abc/up", "../../../../etc")], "link 'abc/up' -> '../../../../etc' points outside"),
+        (
+            [("abc/evil", "R"), ("abc/evil/pwned", b"")],
+            "member 'abc/evil/pwned' is below the symlink 'abc/evil'",
+        ),
+        (
+            [("./abc/evil", "R"), ("abc/evil/pwned", b"")],
+            "member 'abc/evil/pwned' is below the symlink 'abc/evil'",
+        ),
+        (
+            [("abc/R", "."), ("abc/R/sub", "x"), ("abc/R/sub/y", b"")],
+            "member 'abc/R/sub' is below the symlink 'abc/R'",
+        ),
+        ([("__MACOSX/abc/._x", "/etc")], "link '__MACOSX/abc/._x' -> '/etc' points outside"),
+        ([("abc/._R", Special("chardev"))], "member 'abc/._R' is a character device"),
+        ([("abc/h", Special("hardlink", "/etc/passwd"))], "link 'abc/h' -> '/etc/passwd'"),
+        ([("abc/h", Special("hardlink", "abcd/x"))], "link 'abc/h' -> 'abcd/x' points outside"),
+        ([("abc/R/C:", b"")], "unsafe member name 'abc/R/C:'"),
+    ],
+)
+def test_tar_members_unsafe_to_unpack_are_rejected(tmp_path, members, message):
+    path = make_tar(tmp_path, [("abc/DESCRIPTION", DESC), *members])
+    assert refused(path).startswith(f"Invalid R package: {message}")
+
+
+def test_symlink_as_the_top_directory_is_rejected(tmp_path):
+    path = make_tar(tmp_path, [("abc", "../x"), ("abc/DESCRIPTION", DESC)])
+    assert (
+        refused(path) == "Invalid R package: link 'abc' -> '../x' points outside its top directory"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (Special("chardev"), "is a character device"),
+        (Special("blockdev"), "is a block device"),
+        (Special("fifo"), "is a fifo"),
+        (Special("socket"), "is a socket"),
+        ("R", "is a symlink"),
+    ],
+)
+def test_zip_entry_that_is_not_a_file_is_rejected(tmp_path, content, message):
+    path = tmp_path / "upload.bin"
+    path.write_bytes(zip_bytes([("abc/DESCRIPTION", BUILT_DESC), ("abc/inst/x", content)]))
+    assert refused(path, BINARY) == f"Invalid R package: member 'abc/inst/x' {message}"
 
 
 def test_description_as_hard_link_is_rejected(tmp_path):
@@ -404,7 +459,7 @@ def test_zip_description_as_symlink_is_rejected(tmp_path):
         info = zipfile.ZipInfo("abc/DESCRIPTION")
         info.external_attr = (stat.S_IFLNK | 0o777) << 16
         zf.writestr(info, b"../../etc/passwd")
-    assert refused(path, BINARY) == "Invalid R package: DESCRIPTION is not a regular file"
+    assert refused(path, BINARY) == "Invalid R package: member 'abc/DESCRIPTION' is a symlink"
 
 
 def test_zip_member_name_with_nul_is_rejected(tmp_path):
@@ -453,6 +508,8 @@ def test_hostile_zip_is_rejected(tmp_path, entries, message):
         (DESC + b"Built: R 4.2.2; ; x; macos\n", BINARY, "Invalid DESCRIPTION: Built: malformed"),
         (DESC + b"Built: 4.2.2; ; x; unix\n", BINARY, "Invalid DESCRIPTION: Built: malformed"),
         (DESC + b"Built: R 4.2.2; x86_64-pc-linux-gnu\n", BINARY, "Invalid DESCRIPTION: Built:"),
+        (DESC + b"Built: R 4.100.0; ; x; unix\n", BINARY, "Invalid DESCRIPTION: Built: malformed"),
+        (DESC + b"Built: R 100.1.0; ; x; unix\n", BINARY, "Invalid DESCRIPTION: Built: malformed"),
     ],
 )
 def test_source_and_binary_are_not_confused(tmp_path, data, filetype, message):
@@ -469,6 +526,7 @@ def test_source_and_binary_are_not_confused(tmp_path, data, filetype, message):
         ("R 4.3.1; aarch64-apple-darwin20; 2023-06-16 21:52:54 UTC; unix",
          Built("4.3.1", "4.3", "aarch64-apple-darwin20", "unix")),
         ("R; ; 2026-11-23 22:54:27 UTC; unix", Built("", "", "", "unix")),
+        ("R 99.99.999; ; 2030-01-01 00:00:00 UTC; unix", Built("99.99.999", "99.99", "", "unix")),
     ],
 )  # fmt: skip
 def test_built_field_is_parsed(tmp_path, text, built):
@@ -495,6 +553,7 @@ def built(platform: str, r: str = "4.2.2", ostype: str = "unix") -> str:
 
 WIN = built("x86_64-w64-mingw32", "4.3.2", "windows")
 MAC_ARM = built("aarch64-apple-darwin20")
+LONGEST_BUILD = "a" * 20 + "-" + "b" * 19  # 40 characters
 
 
 @pytest.mark.parametrize(
@@ -535,6 +594,8 @@ MAC_ARM = built("aarch64-apple-darwin20")
          ("bin/linux/jammy-x86_64/contrib/4.2", "abc_2.1_R_x86_64-pc-linux-gnu.tar.xz")),
         (package(built=PURE), BINARY, None, "noble-x86_64",
          ("bin/linux/noble-x86_64/contrib/4.2", "abc_2.1_R_noble-x86_64.tar.gz")),
+        (package(built="R ; ; x; unix"), BINARY, "10.99.999", LONGEST_BUILD,
+         (f"bin/linux/{LONGEST_BUILD}/contrib/10.99", f"abc_2.1_R_{LONGEST_BUILD}.tar.gz")),
     ],
 )  # fmt: skip
 def test_placement(pkg, filetype, rversion, platform, expected):
@@ -567,6 +628,14 @@ def test_placement(pkg, filetype, rversion, platform, expected):
         (package(built=MAC_ARM), "four", None,
          "Invalid rversion 'four': expected e.g. 4.4 or 4.4.1"),
         (package(built=MAC_ARM), "4", None, "Invalid rversion '4': expected e.g. 4.4 or 4.4.1"),
+        # They name a directory: a write token must not store bin/macosx/contrib/999...9.1
+        (package(built="R ; ; x; unix"), "9" * 300 + ".1", "big-sur-arm64",
+         f"Invalid rversion '{'9' * 97}...': expected e.g. 4.4 or 4.4.1"),
+        (package(built="R ; ; x; unix"), "4.100", "big-sur-arm64", "Invalid rversion '4.100'"),
+        (package(built="R ; ; x; unix"), "4.4.1000", "big-sur-arm64", "Invalid rversion '4.4.1"),
+        (package(built=PURE), None, "noble-" + "x" * 35,
+         f"Unknown platform 'noble-{'x' * 35}': expected macosx, big-sur-x86_64, big-sur-arm64,"
+         " sonoma-arm64 or a Linux build like noble-x86_64 (at most 40 characters)"),
         (package(built=built("x86_64-apple-darwin13.4.0")), None, None,
          "Unknown Built platform 'x86_64-apple-darwin13.4.0'"),
         (package(built=built("universal-apple-darwin")), None, "macosx",
@@ -682,3 +751,19 @@ def test_r_pure_binary_needs_a_platform(built_by_r):
         f"bin/macosx/big-sur-arm64/contrib/{pkg.built.r_minor}",
         "abc_2.1.tgz",
     )
+
+
+def test_r_built_packages_are_accepted_by_the_upload(built_by_r, app, client, owner):
+    """What `R CMD build` and `R CMD INSTALL --build` make passes the unpacking checks."""
+    uploads = [
+        r_form(dist=(built_by_r / "abc_2.1.tar.gz").read_bytes()),
+        r_form((built_by_r / "abcc_0.1-1.tar.gz").read_bytes(), "abcc_0.1-1.tar.gz"),
+        r_form((built_by_r / "abcc_0.1-1_R_x86_64-pc-linux-gnu.tar.gz").read_bytes(),
+               "abcc_0.1-1_R_x86_64-pc-linux-gnu.tar.gz", filetype=BINARY,
+               platform="noble-x86_64"),
+    ]  # fmt: skip
+
+    answers = [send(client, "POST", "/api/repo/ch", data=form, headers=owner) for form in uploads]
+
+    assert [answer.status_code for answer in answers] == [200] * 3, [a.status for a in answers]
+    assert stored(app)["files"] == 3

@@ -27,6 +27,7 @@ from .builders import (
 
 URL = "/api/repo/ch"
 BINARY = R_DESCRIPTION + b"Built: R 4.2.2; ; 2026-11-26 10:00:00 UTC; unix\n"
+NO_R_VERSION = R_DESCRIPTION + b"Built: R; ; 2026-11-26 10:00:00 UTC; unix\n"
 
 
 def windows_zip(description: bytes) -> bytes:
@@ -74,6 +75,14 @@ BAD_UPLOADS = [
     bad(400, "Built field has no platform: add the form field platform (e.g. big-sur-arm64 or"
         " noble-x86_64)", "pure-r-binary-without-platform", filetype="cran_binary_package",
         content=(io.BytesIO(r_source(BINARY)), "abc_2.1.tgz")),
+    # Both name a directory under cran/: a write token must not store contrib/999...9.1.
+    bad(400, f"Invalid rversion '{'9' * 97}...': expected e.g. 4.4 or 4.4.1", "huge-rversion",
+        filetype="cran_binary_package", platform="big-sur-arm64", rversion="9" * 300 + ".1",
+        content=(io.BytesIO(r_source(NO_R_VERSION)), "abc_2.1.tgz")),
+    bad(400, f"Unknown platform 'noble-{'x' * 35}': expected macosx, big-sur-x86_64,"
+        " big-sur-arm64, sonoma-arm64 or a Linux build like noble-x86_64 (at most 40"
+        " characters)", "long-platform", filetype="cran_binary_package",
+        platform="noble-" + "x" * 35, content=(io.BytesIO(r_source(BINARY)), "abc_2.1.tar.gz")),
 ]  # fmt: skip
 
 

@@ -5,8 +5,13 @@ re-send five times); and what they emit keeps its shape."""
 from __future__ import annotations
 
 import io
+import os
 import re
+import shutil
+import tarfile
+import tempfile
 import zipfile
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,7 +20,7 @@ from repo.cran import description, index, paths
 from repo.errors import Invalid, one_line
 from repo.pypi import metadata, simple
 
-from .builders import R_DESCRIPTION, r_source, sdist, wheel
+from .builders import META, R_DESCRIPTION, Special, r_source, sdist, wheel, write_tar
 
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
@@ -158,3 +163,92 @@ def test_packages_index_cannot_be_injected(values):
     for i, record in enumerate(records):
         assert DCF_RECORD.fullmatch(record), record
         assert record.startswith(f"Package: p{i}\nVersion: 1.0\n")
+
+
+# Unpacked the way R's internal untar() does, following symlinks, any archive a reader accepts
+# stays inside its top directory: no file is written outside it, no symlink in it resolves
+# outside it, no hard link in it copies a file from outside. `OUT` stands for a directory
+# outside and `TOP` for the top directory; the tree is deep enough that a climb the checks
+# missed still lands in tmp_path.
+OUT, TOP = "/OUT", "TOP"
+DEPTH = 30
+step = st.sampled_from(["a", "b", "R", "a", "b", "R", "..", ".", "", "C:"])
+relative = st.lists(step, min_size=1, max_size=4).map("/".join)
+content = st.one_of(
+    st.just(b"x"),
+    relative,  # a symlink
+    relative.map(lambda path: f"{OUT}/{path}"),
+    st.builds(Special, st.just("hardlink"),
+              st.one_of(relative, relative.map(lambda path: f"{TOP}/{path}"),
+                        st.just(f"{OUT}/secret"))),
+)  # fmt: skip
+READERS = {"abc": (R_DESCRIPTION, "DESCRIPTION", lambda path: description.read_package(
+               path, description.SOURCE)),
+           "demo_pkg-1.0": (META, "PKG-INFO", lambda path: metadata.read_distribution(
+               path, "demo_pkg-1.0.tar.gz"))}  # fmt: skip
+
+
+def unpack_following_links(archive: Path, dest: Path) -> None:
+    """What R's internal untar() does with each member, errors ignored: it opens paths through
+    the symlinks it has made, and copies a hard link's target (named from `dest`)."""
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            path = os.path.join(dest, member.name)
+            try:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                if member.issym():
+                    os.symlink(member.linkname, path)
+                elif member.islnk():
+                    shutil.copyfile(os.path.join(dest, member.linkname), path)
+                else:
+                    Path(path).write_bytes(tar.extractfile(member).read())
+            except OSError:
+                pass
+
+
+def escapes(root: Path, top: Path, secret: Path) -> list[str]:
+    """What unpacking left outside `top`, or inside it but pointing out of it."""
+    before = {root / "upload", secret.parent, secret}
+    before.update(root.joinpath(*["d"] * depth) for depth in range(1, DEPTH + 1))
+    found = []
+    for folder, dirs, files in os.walk(root):
+        for path in (Path(folder, name) for name in dirs + files):
+            if path != top and not path.is_relative_to(top):
+                found += [] if path in before else [f"written outside: {path}"]
+            elif path.is_symlink() and not Path(os.path.realpath(path)).is_relative_to(top):
+                found.append(f"symlink out: {path}")
+            elif path.is_file() and not path.is_symlink() and path.read_bytes() == b"secret":
+                found.append(f"copied from outside: {path}")
+    return found
+
+
+@FUZZ
+@given(members=st.lists(st.tuples(relative, content), max_size=6),
+       top=st.sampled_from(sorted(READERS)))  # fmt: skip
+def test_an_accepted_archive_unpacks_inside_its_top_directory(tmp_path, members, top):
+    root = Path(tempfile.mkdtemp(dir=tmp_path))
+    secret = root / "outside" / "secret"
+    secret.parent.mkdir()
+    secret.write_bytes(b"secret")
+    dest = root.joinpath(*["d"] * DEPTH)
+    dest.mkdir(parents=True)
+    good, name, read = READERS[top]
+    chosen = [(f"{top}/{name}", good)] + [
+        (f"{top}/{path}", _placed(data, secret.parent, top)) for path, data in members
+    ]
+    archive = write_tar(root / "upload", chosen)
+    try:
+        read(str(archive))
+    except Invalid:
+        return
+    unpack_following_links(archive, dest)
+    assert escapes(root, dest / top, secret) == [], chosen
+
+
+def _placed(data, outside: Path, top: str):
+    """`data` with OUT and TOP replaced by the folder outside and the top directory."""
+    if isinstance(data, str):
+        return data.replace(OUT, str(outside))
+    if isinstance(data, Special):
+        return data._replace(target=data.target.replace(OUT, str(outside)).replace(TOP, top))
+    return data

@@ -1,13 +1,14 @@
 """The hostile-upload corpus at the HTTP level, beyond the parser tests: repeated form fields,
-wrong content types, truncated bodies, device files and links in archives, control characters
-and non-UTF-8 in metadata, huge form fields. Each gets a clear 4xx and leaves nothing behind."""
+wrong content types, truncated bodies, archives unsafe to unpack (every kind we accept against
+every way out of the folder), control characters and non-UTF-8 in metadata, huge form fields.
+Each gets a clear 4xx and leaves nothing behind."""
 
 from __future__ import annotations
 
-import gzip
 import io
 import os
-import tarfile
+from collections.abc import Callable
+from typing import NamedTuple
 
 import pytest
 from werkzeug.datastructures import FileStorage, MultiDict
@@ -17,30 +18,26 @@ from .builders import (
     META,
     R_DESCRIPTION,
     SDIST_NAME,
+    Member,
+    Special,
     r_form,
     r_source,
     refusal,
     send,
     stored,
+    tar_bytes,
     twine_form,
     wheel,
+    zip_bytes,
 )
 
 URL = "/api/repo/ch/"
 NOTHING = {"files": 0, "packages": 0, "blobs": [], "tmp": []}
 
 
-def special_tar_gz(root: str, name: str, kind: bytes, target: str = "") -> bytes:
-    """A tar.gz whose member `root/name` is a device, fifo or link, beside a regular file."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        regular = tarfile.TarInfo(f"{root}/README")
-        regular.size = 2
-        tar.addfile(regular, io.BytesIO(b"hi"))
-        special = tarfile.TarInfo(f"{root}/{name}")
-        special.type, special.linkname = kind, target
-        tar.addfile(special)
-    return gzip.compress(buffer.getvalue(), mtime=0)
+def special_tar_gz(root: str, name: str, content: bytes | str | Special) -> bytes:
+    """A tar.gz whose member `root/name` is `content`, beside a regular file."""
+    return tar_bytes([(f"{root}/README", b"hi"), (f"{root}/{name}", content)])
 
 
 def repeated(form: dict, field: str, value) -> MultiDict:
@@ -60,23 +57,29 @@ HOSTILE = [
                  "Form field 'content' appears more than once", id="two-files"),
     pytest.param(repeated(r_form(), "filetype", "cran_binary_package"),
                  "Form field 'filetype' appears more than once", id="two-r-filetypes"),
-    pytest.param(twine_form(special_tar_gz("demo_pkg-1.0", "PKG-INFO", tarfile.CHRTYPE),
+    pytest.param(twine_form(special_tar_gz("demo_pkg-1.0", "PKG-INFO", Special("chardev")),
                             SDIST_NAME),
+                 "Invalid distribution file: member 'demo_pkg-1.0/PKG-INFO' is a character"
+                 " device", id="sdist-pkg-info-is-a-device"),
+    pytest.param(twine_form(special_tar_gz("demo_pkg-1.0", "PKG-INFO", "README"), SDIST_NAME),
                  "Invalid distribution file: PKG-INFO is not a regular file",
-                 id="sdist-pkg-info-is-a-device"),
-    pytest.param(r_form(special_tar_gz("abc", "DESCRIPTION", tarfile.CHRTYPE)),
-                 "Invalid R package: DESCRIPTION is not a regular file",
+                 id="sdist-pkg-info-is-a-symlink"),
+    pytest.param(r_form(special_tar_gz("abc", "DESCRIPTION", Special("chardev"))),
+                 "Invalid R package: member 'abc/DESCRIPTION' is a character device",
                  id="r-description-is-a-device"),
-    pytest.param(r_form(special_tar_gz("abc", "DESCRIPTION", tarfile.FIFOTYPE)),
-                 "Invalid R package: DESCRIPTION is not a regular file",
+    pytest.param(r_form(special_tar_gz("abc", "DESCRIPTION", Special("fifo"))),
+                 "Invalid R package: member 'abc/DESCRIPTION' is a fifo",
                  id="r-description-is-a-fifo"),
-    pytest.param(r_form(special_tar_gz("abc", "DESCRIPTION", tarfile.SYMTYPE, "/etc/passwd")),
+    pytest.param(r_form(special_tar_gz("abc", "DESCRIPTION", "/etc/passwd")),
+                 "Invalid R package: link 'abc/DESCRIPTION' -> '/etc/passwd' points outside its"
+                 " top directory", id="r-description-is-an-escaping-symlink"),
+    pytest.param(r_form(special_tar_gz("abc", "DESCRIPTION", "README")),
                  "Invalid R package: DESCRIPTION is not a regular file",
                  id="r-description-is-a-symlink"),
-    pytest.param(r_form(special_tar_gz("abc", "../../etc/cron.d/x", tarfile.REGTYPE)),
+    pytest.param(r_form(special_tar_gz("abc", "../../etc/cron.d/x", b"")),
                  "Invalid R package: unsafe member name 'abc/../../etc/cron.d/x'",
                  id="r-member-path-traversal"),
-    pytest.param(r_form(special_tar_gz("/abc", "DESCRIPTION", tarfile.REGTYPE)),
+    pytest.param(r_form(special_tar_gz("/abc", "DESCRIPTION", b"")),
                  "Invalid R package: unsafe member name '/abc/README'",
                  id="r-member-absolute-path"),
     pytest.param(twine_form(wheel(META.replace(b"Demo.Pkg", b"Demo\x01Pkg"))),
@@ -154,3 +157,135 @@ def test_metadata_of_many_megabytes_is_refused(app, client, owner):
     assert response.status_code == 400
     assert refusal(response) == "Invalid distribution file: METADATA is larger than 16 MiB"
     assert stored(app) == NOTHING
+
+
+# Archives unsafe to unpack. pip, older tarfile users and R's untar() unpack what we serve, and
+# R's internal untar() follows a symlink out of its folder: every kind we accept, against every
+# way out. The unsafe members come after PKG-INFO or DESCRIPTION, which must not end the check.
+MAC_BUILT = (
+    R_DESCRIPTION + b"Built: R 4.4.1; aarch64-apple-darwin20; 2026-01-01 10:00:00 UTC; unix\n"
+)
+WIN_BUILT = (
+    R_DESCRIPTION + b"Built: R 4.4.1; x86_64-w64-mingw32; 2026-01-01 10:00:00 UTC; windows\n"
+)
+BINARY = {"filetype": "cran_binary_package"}
+
+
+def sdist_form(extra: list[Member]) -> dict:
+    return twine_form(tar_bytes([("demo_pkg-1.0/PKG-INFO", META), *extra]), SDIST_NAME)
+
+
+def wheel_form(extra: list[Member]) -> dict:
+    return twine_form(wheel(extra=tuple(extra)))
+
+
+def r_source_form(extra: list[Member]) -> dict:
+    return r_form(tar_bytes([("abc/DESCRIPTION", R_DESCRIPTION), *extra]))
+
+
+def r_macos_form(extra: list[Member]) -> dict:
+    return r_form(tar_bytes([("abc/DESCRIPTION", MAC_BUILT), *extra]), "abc_2.1.tgz", **BINARY)
+
+
+def r_windows_form(extra: list[Member]) -> dict:
+    return r_form(zip_bytes([("abc/DESCRIPTION", WIN_BUILT), *extra]), "abc_2.1.zip", **BINARY)
+
+
+class Kind(NamedTuple):
+    """One kind of archive we accept: its top directory, the upload form of a good archive
+    with `extra` members last, how its refusals start, and whether it is a zip."""
+
+    top: str
+    form: Callable[[list[Member]], dict]
+    refusal: str
+    zipped: bool
+
+
+KINDS = {
+    "sdist": Kind("demo_pkg-1.0", sdist_form, "Invalid distribution file", False),
+    "wheel": Kind("demo_pkg", wheel_form, "Invalid distribution file", True),
+    "r-source": Kind("abc", r_source_form, "Invalid R package", False),
+    "r-macos-tgz": Kind("abc", r_macos_form, "Invalid R package", False),
+    "r-windows-zip": Kind("abc", r_windows_form, "Invalid R package", True),
+}
+
+
+def unsafe_members(top: str, zipped: bool) -> dict[str, tuple[list[Member], str]]:
+    """Each way out of the folder: (the members, the refusal) in an archive with `top`; a zip
+    holds no symlink at all, nor hard links, and a tar no sockets."""
+    link_refusal = f"link '{top}/up' -> '../../../../etc' points outside its top directory"
+    cases = {
+        "dotdot": ([(f"{top}/../../evil", b"x")], f"unsafe member name '{top}/../../evil'"),
+        "absolute": ([("/tmp/evil", b"x")], "unsafe member name '/tmp/evil'"),
+        "drive": ([("C:/x", b"x")], "unsafe member name 'C:/x'"),
+        "backslash": ([(f"{top}\\..\\..\\evil", b"x")],
+                      f"unsafe member name '{top}\\\\..\\\\..\\\\evil'"),
+        "escaping-symlink": ([(f"{top}/up", "../../../../etc")],
+                             f"member '{top}/up' is a symlink" if zipped else link_refusal),
+        "below-symlink": ([(f"{top}/evil", "R"), (f"{top}/evil/pwned", b"x")],
+                          f"member '{top}/evil' is a symlink" if zipped
+                          else f"member '{top}/evil/pwned' is below the symlink '{top}/evil'"),
+        "chardev": ([(f"{top}/tty", Special("chardev"))],
+                    f"member '{top}/tty' is a character device"),
+        "blockdev": ([(f"{top}/sda", Special("blockdev"))],
+                     f"member '{top}/sda' is a block device"),
+        "fifo": ([(f"{top}/pipe", Special("fifo"))], f"member '{top}/pipe' is a fifo"),
+    }  # fmt: skip
+    if zipped:
+        cases["socket"] = ([(f"{top}/sock", Special("socket"))], f"member '{top}/sock' is a socket")
+    else:
+        cases["escaping-hardlink"] = (
+            [(f"{top}/passwd", Special("hardlink", "/etc/passwd"))],
+            f"link '{top}/passwd' -> '/etc/passwd' points outside its top directory",
+        )
+    return cases
+
+
+UNSAFE = [
+    pytest.param(kind.form(members), f"{kind.refusal}: {message}", id=f"{name}-{case}")
+    for name, kind in KINDS.items()
+    for case, (members, message) in unsafe_members(kind.top, kind.zipped).items()
+]
+
+
+@pytest.mark.parametrize(("form", "message"), UNSAFE)
+def test_archive_unsafe_to_unpack_is_refused_and_leaves_nothing_behind(
+    app, client, owner, form, message
+):
+    before = stored(app)
+
+    response = send(client, "POST", URL, data=form, headers=owner)
+
+    assert response.status_code == 400, response.status
+    assert refusal(response) == message
+    assert stored(app) == before == NOTHING
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        pytest.param([("demo_pkg-1.0/README.md", b"hi"),
+                      ("demo_pkg-1.0/docs/README", "../README.md")], id="symlink-to-a-sibling"),
+        pytest.param([("demo_pkg-1.0/src/a.py", b""),
+                      ("demo_pkg-1.0/docs/b.py", "../src/./a.py")], id="symlink-through-dot"),
+        pytest.param([("demo_pkg-1.0/README.md", b"hi"),
+                      ("demo_pkg-1.0/README", Special("hardlink", "demo_pkg-1.0/README.md"))],
+                     id="hard-link-inside"),
+        pytest.param([("demo_pkg-1.0/self", ".")], id="symlink-to-the-top-directory"),
+    ],
+)  # fmt: skip
+def test_sdist_with_links_inside_its_top_directory_is_accepted(app, client, owner, extra):
+    response = send(client, "POST", URL, data=sdist_form(extra), headers=owner)
+
+    assert response.status_code == 200, response.status
+    assert stored(app)["files"] == 1
+    assert stored(app)["tmp"] == []
+
+
+def test_r_source_with_a_symlink_inside_is_accepted(app, client, owner):
+    form = r_source_form([("abc/R/abc.R", b"f <- 1\n"), ("abc/inst/abc.R", "../R/abc.R")])
+
+    response = send(client, "POST", URL, data=form, headers=owner)
+
+    assert response.status_code == 200, response.status
+    assert stored(app)["files"] == 1

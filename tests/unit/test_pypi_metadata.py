@@ -16,7 +16,7 @@ from repo.errors import Invalid
 from repo.pypi import metadata
 from repo.pypi.metadata import SDIST, WHEEL, Distribution, filetype_for, read_distribution
 
-from .builders import write_tar
+from .builders import Member, Special, write_tar
 
 META = b"Metadata-Version: 2.1\nName: Demo.Pkg\nVersion: 1.0\n"
 WHEEL_FILE = b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
@@ -43,8 +43,8 @@ def make_wheel(tmp_path: Path, entries: dict[str, bytes] | None = None) -> Path:
     return path
 
 
-def make_sdist(tmp_path: Path, members: list[tuple[str, bytes | str]] | None = None) -> Path:
-    """A .tar.gz at tmp_path/SDIST_NAME; bytes are file contents, a str is a symlink target."""
+def make_sdist(tmp_path: Path, members: list[Member] | None = None) -> Path:
+    """A .tar.gz at tmp_path/SDIST_NAME of `members` (builders.Member)."""
     if members is None:
         members = [("demo_pkg-1.0/setup.py", b""), ("demo_pkg-1.0/PKG-INFO", META)]
     return write_tar(tmp_path / SDIST_NAME, members)
@@ -323,7 +323,9 @@ def test_wheel_metadata_as_symlink_is_rejected(tmp_path):
         info = zipfile.ZipInfo(f"{DIST_INFO}/METADATA")
         info.external_attr = (stat.S_IFLNK | 0o777) << 16
         zf.writestr(info, b"../../../etc/passwd")
-    assert refused(path, WHEEL_NAME) == "Invalid distribution file: METADATA is not a regular file"
+    assert refused(path, WHEEL_NAME) == (
+        f"Invalid distribution file: member '{DIST_INFO}/METADATA' is a symlink"
+    )
 
 
 def test_wheel_metadata_over_16_mib_is_rejected(tmp_path):
@@ -342,7 +344,10 @@ def test_wheel_with_too_many_entries_is_rejected(tmp_path, monkeypatch):
     ("members", "message"),
     [
         ([("demo_pkg-1.0/PKG-INFO", "setup.py")], "PKG-INFO is not a regular file"),
-        ([("demo_pkg-1.0/PKG-INFO", "/etc/passwd")], "PKG-INFO is not a regular file"),
+        (
+            [("demo_pkg-1.0/PKG-INFO", "/etc/passwd")],
+            "link 'demo_pkg-1.0/PKG-INFO' -> '/etc/passwd' points outside its top directory",
+        ),
         (
             [("demo_pkg-1.0/setup.py", b""), ("other/x", b""), ("demo_pkg-1.0/PKG-INFO", META)],
             "member 'other/x' is outside the top directory",
@@ -370,6 +375,67 @@ def test_wheel_with_too_many_entries_is_rejected(tmp_path, monkeypatch):
 def test_malformed_sdist_is_rejected(tmp_path, members, message):
     path = make_sdist(tmp_path, members)
     assert refused(path, SDIST_NAME) == f"Invalid distribution file: {message}"
+
+
+# Every member is checked, PKG-INFO or not, before it or after it: pip and tarfile unpack them
+# all. Each case follows a good PKG-INFO.
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ([("demo_pkg-1.0/PKG-INFO", META)], "more than one PKG-INFO"),
+        ([("demo_pkg-1.0/zeros", bytes(11 * 1024 * 1024))], "compression ratio exceeds 50"),
+        ([("other/x", b"")], "member 'other/x' is outside the top directory"),
+        ([("demo_pkg-1.0/x/../../y", b"")], "unsafe member name 'demo_pkg-1.0/x/../../y'"),
+        ([("demo_pkg-1.0/C:x", b"")], "unsafe member name 'demo_pkg-1.0/C:x'"),
+        ([("demo_pkg-1.0/.. /x", b"")], "unsafe member name 'demo_pkg-1.0/.. /x'"),
+        ([("demo_pkg-1.0/.../x", b"")], "unsafe member name 'demo_pkg-1.0/.../x'"),
+        ([("demo_pkg-1.0/up", "..")], "link 'demo_pkg-1.0/up' -> '..' points outside its top"),
+        ([("demo_pkg-1.0/a/up", "../../other")], "link 'demo_pkg-1.0/a/up' -> '../../other'"),
+        ([("demo_pkg-1.0/up", "a/../../x")], "link 'demo_pkg-1.0/up' -> 'a/../../x' points"),
+        # `a/..` is a/'s parent only while a is a directory: refused, though it stays inside.
+        ([("demo_pkg-1.0/up", "a/..")], "link 'demo_pkg-1.0/up' -> 'a/..' points outside"),
+        ([("demo_pkg-1.0/up", "C:/Windows")], "link 'demo_pkg-1.0/up' -> 'C:/Windows' points"),
+        ([("demo_pkg-1.0/up", "..\\..\\x")], "link 'demo_pkg-1.0/up' -> '..\\\\..\\\\x' points"),
+        ([("demo_pkg-1.0/up", "")], "link 'demo_pkg-1.0/up' -> '' points outside its top"),
+        ([("demo_pkg-1.0/h", Special("hardlink", "other/x"))], "link 'demo_pkg-1.0/h' -> 'other"),
+        (
+            [("demo_pkg-1.0/h", Special("hardlink", "demo_pkg-1.0/../x"))],
+            "link 'demo_pkg-1.0/h' -> 'demo_pkg-1.0/../x' points outside its top directory",
+        ),
+        (
+            [("demo_pkg-1.0/a/l", "../b"), ("demo_pkg-1.0/a/l/c/d", b"")],
+            "member 'demo_pkg-1.0/a/l/c/d' is below the symlink 'demo_pkg-1.0/a/l'",
+        ),
+        (
+            [("demo_pkg-1.0/l", "b"), ("demo_pkg-1.0//./l/x", b"")],
+            "member 'demo_pkg-1.0//./l/x' is below the symlink 'demo_pkg-1.0/l'",
+        ),
+        ([("demo_pkg-1.0/x", Special("unknown"))], "member 'demo_pkg-1.0/x' is of an unknown type"),
+    ],
+)  # fmt: skip
+def test_sdist_members_after_pkg_info_are_checked(tmp_path, members, message):
+    path = make_sdist(tmp_path, [("demo_pkg-1.0/PKG-INFO", META), *members])
+    assert refused(path, SDIST_NAME).startswith(f"Invalid distribution file: {message}")
+
+
+def test_sdist_with_too_many_members_after_pkg_info_is_rejected(tmp_path, monkeypatch):
+    monkeypatch.setattr(metadata, "MAX_MEMBERS", 3)
+    members: list[Member] = [(f"demo_pkg-1.0/{n}", b"") for n in "abc"]
+    path = make_sdist(tmp_path, [("demo_pkg-1.0/PKG-INFO", META), *members])
+    assert refused(path, SDIST_NAME) == "Invalid distribution file: more than 3 members"
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        [("demo_pkg-1.0/docs/README", "../README.md")],
+        [("demo_pkg-1.0/docs/a/b", "../../src/./x.py")],
+        [("demo_pkg-1.0/a", b""), ("demo_pkg-1.0/h", Special("hardlink", "./demo_pkg-1.0/a"))],
+    ],
+)
+def test_sdist_links_inside_the_top_directory_are_accepted(tmp_path, members):
+    path = make_sdist(tmp_path, [("demo_pkg-1.0/PKG-INFO", META), *members])
+    assert read_distribution(str(path), SDIST_NAME).normalized == "demo-pkg"
 
 
 def test_sdist_pkg_info_as_hard_link_is_rejected(tmp_path):
