@@ -48,6 +48,7 @@ _SHOWN_FIELDS = (
 # Real distribution filenames are printable ASCII without spaces; anything else would only
 # make trouble later in URLs, headers and reason phrases.
 _FILENAME = re.compile(r"[!-~]+")
+_TAGS = re.compile(r"[A-Za-z0-9_.-]+")
 # What a broken archive raises from zipfile, gzip and tarfile (UnicodeDecodeError for a zip
 # entry name flagged UTF-8 that is not).
 _BROKEN = (
@@ -96,6 +97,10 @@ def filetype_for(filename: str) -> str:
             parse_wheel_filename(filename)
         except InvalidWheelFilename:
             raise invalid("expected name-version[-build]-python-abi-platform.whl") from None
+        # packaging does not check the tags' characters; PEP 425 tags are letters, digits and
+        # `_`, joined by `.` (and `<`, `'` in one would only make trouble in pages and logs).
+        if not _TAGS.fullmatch(filename.removesuffix(".whl").split("-", 2)[2]):
+            raise invalid("tags may hold only letters, digits, '_', '.' and '-'")
         return WHEEL
     if filename.endswith(".tar.gz"):
         try:

@@ -179,8 +179,13 @@ def test_filetype_for_names_the_kind_of_distribution(filename, filetype):
         ("demo_pkg-one-py3-none-any.whl", "Invalid filename 'demo_pkg-one-py3-none-any.whl':"),
         ("demo_pkg.tar.gz", "Invalid filename 'demo_pkg.tar.gz': expected name-version.tar.gz"),
         ("demo_pkg-x!y.tar.gz", "Invalid filename 'demo_pkg-x!y.tar.gz': expected name-"),
+        # Review finding 11: packaging accepts any characters in the tags.
+        ("evilpkg-1.1-py3-none-<img_src=x_onerror=alert(1)>.whl",
+         "Invalid filename 'evilpkg-1.1-py3-none-<img_src=x_onerror=alert(1)>.whl': tags may"),
+        ("demo_pkg-1.0-py3-none-a'ny.whl", "Invalid filename 'demo_pkg-1.0-py3-none-a\'ny.whl"),
+        ('demo_pkg-1.0-1"-py3-none-any.whl', "Invalid filename 'demo_pkg-1.0-1\"-py3-none-any"),
     ],
-)
+)  # fmt: skip
 def test_bad_filename_is_rejected_before_the_file_is_read(tmp_path, filename, message):
     with pytest.raises(Invalid) as caught:
         filetype_for(filename)
