@@ -6,10 +6,15 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # What the end-to-end tests drive besides the Python tools: real R (with a compiler for the
-# package with C code, and remotes for install_version), curl, and Debian's Chromium for the
-# browser tests (Playwright drives it; it never downloads a browser of its own).
-TEST_PACKAGES := r-base-core r-base-dev r-cran-remotes curl chromium fonts-dejavu-core
-TEST_COMMANDS := Rscript cc curl chromium
+# package with C code, and remotes for install_version), curl, Debian's Chromium for the
+# browser tests (Playwright drives it; it never downloads a browser of its own), and what the
+# benchmark needs, which its smoke run in the tests needs too: nginx, wrk and htpasswd
+# (apache2-utils). nginx lives in /usr/sbin, outside a non-root user's PATH.
+BENCH_PACKAGES := nginx wrk apache2-utils
+BENCH_COMMANDS := nginx wrk htpasswd
+TEST_PACKAGES := r-base-core r-base-dev r-cran-remotes curl chromium fonts-dejavu-core \
+  $(BENCH_PACKAGES)
+TEST_COMMANDS := Rscript cc curl chromium $(BENCH_COMMANDS)
 
 .PHONY: serve test lint venv test-deps system-deps system-test-deps dist clean
 
@@ -31,7 +36,7 @@ serve: venv
 
 # apt-get runs only when a command is missing, and `apt-get update` once before it.
 system-test-deps:
-	@missing=""; for c in $(TEST_COMMANDS); do command -v $$c >/dev/null || missing=1; done; \
+	@missing=""; for c in $(TEST_COMMANDS); do PATH="$$PATH:/usr/sbin" command -v $$c >/dev/null || missing=1; done; \
 	 Rscript -e 'quit(status = !requireNamespace("remotes", quietly = TRUE))' 2>/dev/null || missing=1; \
 	 if [ -n "$$missing" ]; then \
 	   $(SUDO) apt-get update && \
@@ -67,20 +72,11 @@ clean:
 	rm -rf $(VENV) *.egg-info
 
 # `make bench` (bench/README.md): repo against pypiserver, devpi and a static nginx, one table.
-# nginx, wrk and htpasswd (apache2-utils) come from Debian, installed only when one is missing;
-# `make bench BENCH_ARGS=--quick` is a small run for iterating.
-BENCH_PACKAGES := nginx wrk apache2-utils
-BENCH_COMMANDS := nginx wrk htpasswd
+# Its Debian tools come with the test tools (BENCH_PACKAGES above); `make bench
+# BENCH_ARGS=--quick` is a small run for iterating.
 BENCH_ARGS ?=
 
-.PHONY: bench bench-deps
+.PHONY: bench
 
-bench-deps:
-	@missing=""; for c in $(BENCH_COMMANDS); do PATH="$$PATH:/usr/sbin" command -v $$c >/dev/null || missing=1; done; \
-	 if [ -n "$$missing" ]; then \
-	   $(SUDO) apt-get update && \
-	   DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $(BENCH_PACKAGES); \
-	 fi
-
-bench: test-deps bench-deps
+bench: test-deps
 	PATH="$$PATH:/usr/sbin" $(BIN)/python -m bench $(BENCH_ARGS)

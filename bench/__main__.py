@@ -2,7 +2,8 @@
 static nginx, run the same clients against each, and print one table with repo's ratio to
 each and the issue's targets. repo runs beside nginx, its measurements alternating with
 nginx's (the targets are ratios to it); each peer runs alone after them. Everything listens on
-127.0.0.1 and is stopped at the end, also on failure."""
+127.0.0.1 and is stopped at the end, also on failure. `--smoke` runs every measurement once
+at a tiny size, offline, so that `make test` keeps the harness working."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from pathlib import Path
 from . import big, corpus, environment, python_side, r, report
 from .peers import DevpiServer, PypiServer, htpasswd
 from .report import Results
-from .scale import FULL, QUICK, MiB, Scale
+from .scale import FULL, QUICK, SMOKE, MiB, Scale
 from .servers import NginxServer, RepoServer, Service
 
 HERE = Path(__file__).resolve().parent
@@ -27,21 +28,30 @@ READ_KEYS = ("simple_rps", "simple_p99", "root_p50", "pip_install", "uv_install"
 DOWNLOAD_PROJECT = "bench-download"
 BIG_PROJECT = "bench-big"
 CLOCK = time.monotonic()
+SMOKE_MODE = (
+    " (smoke mode: every measurement ran once at a tiny size; pypiserver and devpi left out,"
+    " they install from PyPI; the figures mean nothing)"
+)
 
 
 def say(text: str) -> None:
     print(f"[{time.monotonic() - CLOCK:6.0f} s] {text}", flush=True)
 
 
-def prepare(scale: Scale, cache: Path, workdir: Path) -> python_side.Workload:
-    say(f"corpus: {scale.projects} synthetic projects, real projects, the download file")
+def prepare(scale: Scale, cache: Path) -> python_side.Workload:
+    real = "real projects" if scale.real else "no real projects"
+    say(f"corpus: {scale.projects} synthetic projects, {real}, the download file")
     projects = corpus.synthetic(cache / f"synthetic-{scale.projects}", scale.projects, scale.sdists)
     download_dir = cache / "download"
     download_dir.mkdir(parents=True, exist_ok=True)
+    if scale.real:
+        real_files, requirements = corpus.real(cache / "real"), list(corpus.REAL_PROJECTS)
+    else:  # offline: pip and uv install the synthetic projects instead
+        real_files, requirements = [], [project.name for project in projects]
     return python_side.Workload(
         projects=projects,
-        real=corpus.real(cache / "real"),
-        requirements=list(corpus.REAL_PROJECTS),
+        real=real_files,
+        requirements=requirements,
         download=corpus.big_wheel(download_dir, DOWNLOAD_PROJECT, scale.download_mib * MiB),
         download_project=DOWNLOAD_PROJECT,
         scale=scale,
@@ -83,10 +93,12 @@ def load(server: Service, work: python_side.Workload, results: Results, workdir:
     return True
 
 
-def run(scale: Scale, skip: set[str], workdir: Path, results: Results) -> dict[str, str]:
+def run(
+    scale: Scale, skip: set[str], cache: Path, workdir: Path, results: Results
+) -> dict[str, str]:
     """repo beside nginx (the targets are ratios to it), then each peer alone; returns the
     peers' versions."""
-    work = prepare(scale, HERE / ".cache", workdir)
+    work = prepare(scale, cache)
     passwords = htpasswd(workdir / "htpasswd")
     repo = RepoServer(workdir, max_upload_mb=scale.big_mib + 64)
     nginx = NginxServer(workdir, passwords)
@@ -126,31 +138,44 @@ def run(scale: Scale, skip: set[str], workdir: Path, results: Results) -> dict[s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    size = parser.add_mutually_exclusive_group()
     quick = "500 projects, 2000 R packages, a 100 MiB file: for iterating"
-    parser.add_argument("--quick", action="store_true", help=quick)
+    size.add_argument("--quick", action="store_true", help=quick)
+    smoke = "every measurement once at a tiny size, offline, without pypiserver and devpi"
+    size.add_argument("--smoke", action="store_true", help=f"{smoke} (make test); needs --output")
     peers = ("pypiserver", "devpi", "nginx")
     parser.add_argument("--skip", action="append", default=[], choices=peers, help="leave out")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, data)")
-    # A quick run never overwrites the full run's figures.
+    # A quick run never overwrites the full run's figures; a smoke run's are not figures.
     where = "default: bench/results.md, with --quick bench/results-quick.md"
     parser.add_argument("--output", type=Path, help=where)
     args = parser.parse_args(argv)
+    if args.smoke and args.output is None:
+        parser.error("--smoke needs --output: its figures must not stand beside a real run's")
     # A SIGTERM (a timeout, a CI runner) unwinds like Ctrl-C, so every server is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    scale = QUICK if args.quick else FULL
     output = args.output or HERE / ("results-quick.md" if args.quick else "results.md")
     workdir = Path(tempfile.mkdtemp(prefix="repo-bench-"))
+    scale, mode, skip, cache = FULL, "", set(args.skip), HERE / ".cache"
+    if args.quick:
+        scale, mode = QUICK, " (quick mode, not the targets scale)"
+    if args.smoke:
+        # The peers install from PyPI, which a test must not need. The corpus is built in
+        # milliseconds: a cache in the work dir leaves nothing behind in the checkout and
+        # never replaces the other sizes' cached download file.
+        scale, mode, cache = SMOKE, SMOKE_MODE, workdir / "cache"
+        skip |= {"pypiserver", "devpi"}
     results = Results()
     load_before = environment.load_average()
     say(f"work dir {workdir}")
     try:
-        peers = run(scale, set(args.skip), workdir, results)
+        peers = run(scale, skip, cache, workdir, results)
     finally:
         if args.keep:
             say(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    text = render(scale, args.quick, results, peers, load_before)
+    text = render(scale, mode, results, peers, load_before)
     print("\n" + text)
     output.write_text(text)
     say(f"written to {output}")
@@ -161,12 +186,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def render(
-    scale: Scale, quick: bool, results: Results, peers: dict[str, str], load_before: str
+    scale: Scale, mode: str, results: Results, peers: dict[str, str], load_before: str
 ) -> str:
     versions = environment.versions(peers)
     return "\n".join(
         [
-            f"# Benchmark results{' (quick mode, not the targets scale)' if quick else ''}",
+            f"# Benchmark results{mode}",
             "",
             f"- date: {environment.now()}",
             f"- machine: {environment.machine()}",

@@ -34,6 +34,9 @@ def rows(scale: Scale) -> list[Row]:
     files = scale.projects + scale.sdists
     first, last = f"first {scale.window}", f"last {scale.window}"
     r = f"{scale.r_packages:,} R packages"
+    installed = (
+        "10 real projects (25 files)" if scale.real else f"{scale.projects} synthetic projects"
+    )
     return [
         Row(
             "simple_rps",
@@ -51,7 +54,7 @@ def rows(scale: Scale) -> list[Row]:
         ),
         Row("load_first", f"upload of the {first} projects", "s", False),
         Row("load_last", f"upload of the {last} projects", "s", False),
-        Row("pip_install", "pip install of 10 real projects (25 files), no cache", "s", False),
+        Row("pip_install", f"pip install of {installed}, no cache", "s", False),
         Row("uv_install", "uv pip install of the same, no cache", "s", False),
         Row("download", f"one {scale.download_mib} MiB file download, curl", "MB/s", True),
         Row("pss", "server memory after the load and reads (PSS)", "MiB", False),

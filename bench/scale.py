@@ -1,5 +1,6 @@
-"""How big and how long: the full run the issue's targets are stated at, and a quick one for
-iterating on the harness (`make bench BENCH_ARGS=--quick`)."""
+"""How big and how long: the full run the issue's targets are stated at, a quick one for
+iterating on the harness (`make bench BENCH_ARGS=--quick`), and a smoke run that `make test`
+makes so that the harness cannot rot (`python -m bench --smoke`)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class Scale:
     installs: int  # pip and uv installs per server (the median is shown)
     downloads: int  # downloads per server (the median is shown)
     r_visible: int  # R uploads timed until they show in PACKAGES (the median is shown)
+    real: bool  # pip and uv install the real projects from PyPI; else the synthetic ones
 
 
 FULL = Scale(
@@ -37,6 +39,7 @@ FULL = Scale(
     installs=3,
     downloads=5,
     r_visible=3,
+    real=True,
 )
 QUICK = Scale(
     projects=500,
@@ -50,4 +53,22 @@ QUICK = Scale(
     installs=1,
     downloads=3,
     r_visible=1,
+    real=True,
+)
+# Every measurement once, at the smallest size that still runs it for real, in well under a
+# minute and offline (a test must not need PyPI): two windows so that the first and the last
+# differ, files of a few MiB, one-second wrk runs.
+SMOKE = Scale(
+    projects=4,
+    sdists=1,
+    window=2,
+    r_packages=20,
+    big_mib=8,
+    download_mib=2,
+    wrk_seconds=1,
+    latency_seconds=1,
+    installs=1,
+    downloads=1,
+    r_visible=1,
+    real=False,
 )
