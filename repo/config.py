@@ -35,6 +35,20 @@ ENVIRONMENT: list[tuple[str, str, Callable[[str], object], object, str]] = [
     ("REPO_BIND", "BIND", str, "127.0.0.1:8000", "address gunicorn listens on"),
     ("REPO_WORKERS", "WORKERS", int, 2, "gunicorn worker processes"),
     ("REPO_THREADS", "THREADS", int, 8, "threads per worker (gthread)"),
+    (
+        "REPO_HEADER_TIMEOUT",
+        "HEADER_TIMEOUT",
+        int,
+        10,
+        "seconds a request may take to send its headers (and a body outside uploads); then 408",
+    ),
+    (
+        "REPO_BODY_TIMEOUT",
+        "BODY_TIMEOUT",
+        int,
+        60,
+        "seconds an upload's body may send nothing; then 408",
+    ),
     ("REPO_ADMIN_PASSWORD", "ADMIN_PASSWORD", str, None, "password for the first admin user"),
     (
         "REPO_AUTH_FAILURE_LIMIT",

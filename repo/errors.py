@@ -63,7 +63,8 @@ class InsufficientStorage(RepoError):
     status = 507
 
 
-DISK_FULL = "Insufficient storage: the server's disk is full; nothing was stored"
+DISK_FULL_NOW = "Insufficient storage: the server's disk is full"
+DISK_FULL = f"{DISK_FULL_NOW}; nothing was stored"
 
 
 def disk_full(error: BaseException) -> bool:
@@ -102,7 +103,8 @@ def _too_large() -> str:
 
 def init_app(app) -> None:
     """Install the handlers that turn RepoError and werkzeug's HTTP errors into one shape."""
-    from werkzeug.exceptions import HTTPException
+    from flask import current_app
+    from werkzeug.exceptions import ClientDisconnected, HTTPException
 
     from . import responses
 
@@ -114,10 +116,16 @@ def init_app(app) -> None:
     @app.errorhandler(OSError)
     @app.errorhandler(sqlite3.OperationalError)
     def handle_storage_error(error: Exception):
-        # A full disk is the server's trouble, not the client's: 507, and reads go on.
+        # A full disk is the server's trouble, not the client's: 507, and reads go on. A read
+        # can need a write too (an R index not yet built for this revision): it stored nothing
+        # of the client's, so it is not told so.
+        from flask import request
+
         if not disk_full(error):
             raise error
         log.error("refused 507: %s", error)
+        if request.method in ("GET", "HEAD"):
+            return responses.error(507, f"{DISK_FULL_NOW}; try again later")
         return responses.error(507, DISK_FULL)
 
     @app.errorhandler(HTTPException)
@@ -127,3 +135,14 @@ def init_app(app) -> None:
         else:
             message = error.description or error.name
         return responses.error(error.code or 500, message)
+
+    @app.errorhandler(ClientDisconnected)
+    def handle_client_disconnected(error: ClientDisconnected):
+        # werkzeug's LimitedStream turns any OSError of a body read into this 400, the timeout
+        # of a pool thread's recv() too (repo.worker): that one is the client's silence.
+        if not isinstance(error.__context__, TimeoutError):
+            return handle_http_exception(error)
+        seconds = current_app.config["BODY_TIMEOUT"]
+        return handle_repo_error(
+            RepoError(f"Request Timeout: the client sent nothing for {seconds} s", 408)
+        )

@@ -1,5 +1,6 @@
 """Serving with gunicorn: gthread workers, so a slow 1 GB upload or download is not killed by
-the worker timeout (the heartbeat runs beside the request threads), and a redacting log."""
+the worker timeout (the heartbeat runs beside the request threads), reading requests under
+deadlines (repo.worker), and a redacting log."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ def options(bind: str, workers: int, threads: int) -> dict:
     return {
         "bind": bind,
         "workers": workers,
-        "worker_class": "gthread",
+        "worker_class": "repo.worker.ReadTimeoutWorker",
         "threads": threads,
         "timeout": 120,
         "graceful_timeout": 30,

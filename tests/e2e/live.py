@@ -33,9 +33,10 @@ def tool(name: str) -> str:
 class LiveServer:
     """`repo serve` on 127.0.0.1 with a port the OS chose, on a data dir of its own."""
 
-    def __init__(self, data_dir: Path, command: list[str] | None = None, **settings: str):
-        """`command` runs `repo` (the installed script unless given); `settings` are REPO_*
-        variables; failed-auth throttling is off unless set."""
+    def __init__(self, data_dir: Path, command: list[str] | None = None, workers: int = 2,
+                 **settings: str):  # fmt: skip
+        """`command` runs `repo` (the installed script unless given) with `workers` processes;
+        `settings` are REPO_* variables; failed-auth throttling is off unless set."""
         self.command = command or [tool("repo")]
         self.data_dir = data_dir
         self.log_path = data_dir.parent / f"{data_dir.name}.log"
@@ -45,7 +46,7 @@ class LiveServer:
         self._log = open(self.log_path, "w+b")  # noqa: SIM115 - open for the server's lifetime
         self.process = subprocess.Popen(
             [*self.command, "--data-dir", str(data_dir), "serve", "--bind", "127.0.0.1:0",
-             "--workers", "2"],
+             "--workers", str(workers)],
             stdout=self._log, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
         self.url = self._wait_until_listening()
