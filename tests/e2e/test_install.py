@@ -105,6 +105,22 @@ def test_yanked_file_is_not_chosen(live_server, channels, client_env, tmp_path, 
     ]
 
 
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+def test_yanked_file_is_installed_when_pinned_exactly(live_server, channels, client_env,
+                                                       tmp_path, installer):  # fmt: skip
+    # PEP 592: a yanked release is still chosen for `==` (pip also warns with the reason).
+    url = index_urls(live_server, "dev", channels.user)["repo-t"]
+
+    result = INSTALLERS[installer](client_env, tmp_path / "site", url, "yanky==2.0")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [p.name for p in (tmp_path / "site").glob("yanky-*.dist-info")] == [
+        "yanky-2.0.dist-info"
+    ]
+    if installer == "pip":
+        assert "broken build" in result.stdout + result.stderr
+
+
 def _wait_for_expiry(server) -> None:
     now = "strftime('%Y-%m-%dT%H:%M:%fZ')"
     deadline = time.monotonic() + 5

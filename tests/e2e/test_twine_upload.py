@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 import urllib.parse
 import urllib.request
@@ -12,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from .live import run, tool, twine_upload
+from .live import LiveServer, run, tool, twine_upload
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +159,25 @@ def test_long_readme_uploads(live_server, team, dists, client_env):
     paths = dists.build("big-readme", "1.0", readme=readme)
     result = twine(client_env, f"{live_server.url}/api/repo/dev", paths, team.user, "x-auth-token")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_file_over_the_limit_is_413_through_gunicorn_and_twine(dists, client_env, tmp_path):
+    server = LiveServer(tmp_path / "data", REPO_MAX_UPLOAD_MB="1")
+    try:
+        server.cli("user", "create", "alice", "--password", "alice-password")
+        server.cli("channel", "create", "dev", "--owner", "alice")
+        token = server.cli("token", "create", "alice")
+        readme = os.urandom(1024 * 1024).hex()  # 2 MiB that compress to about 1.1 MiB
+        wheel = next(p for p in dists.build("too-big", "1.0", readme=readme) if p.suffix == ".whl")
+        assert wheel.stat().st_size > 1024 * 1024
+
+        result = twine(client_env, f"{server.url}/api/repo/dev", [wheel], token, "x-auth-token")
+
+        assert result.returncode == 1
+        assert "413" in said(result) and "File too large: limit is 1 MB" in said(result)
+        assert_nothing_left(server, 0, set())
+    finally:
+        server.stop()
 
 
 def test_uv_publish_uploads_and_reruns(live_server, team, dists, client_env):
