@@ -3,6 +3,10 @@
 A blob is written as a pending file inside `tmp/` while it is hashed, fsynced, then renamed
 to `ab/cd/<sha256>`: a reader never sees a partial blob, and identical content is stored once.
 A pending file that is not committed is removed, and `tmp/` holds nothing else.
+
+A commit is durable when it returns: POSIX makes a rename (or a new directory) survive a power
+cut only once the directory holding it is fsynced, so `ab/cd/` is fsynced after the rename,
+and `ab/` and the root when `ab/` or `cd/` is new.
 """
 
 from __future__ import annotations
@@ -10,7 +14,17 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from contextlib import suppress
 from pathlib import Path
+
+
+def fsync_directory(path: Path) -> None:
+    """Make the entries of the directory at `path` (a rename into it, a new name) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class PendingBlob:
@@ -60,6 +74,15 @@ class PendingBlob:
     def sha256(self) -> str:
         return self._sha256.hexdigest()
 
+    def sync(self) -> None:
+        """Put the content on disk and close the file: the slow part of a commit (a large
+        file's fsync), which publishing does before it takes the database's write lock."""
+        if self._file.closed:
+            return
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+
     def commit(self) -> str:
         """Make the content durable under its sha256 path; return the sha256 (again, if it
         was already committed)."""
@@ -68,18 +91,27 @@ class PendingBlob:
             return sha256
         if self.discarded:
             raise ValueError("a discarded blob cannot be committed")
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+        self.sync()
         target = self._store.path(sha256)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self._store.make_parents(target)
         os.replace(self.path, target)
+        fsync_directory(target.parent)
         self.committed = True
         return sha256
 
+    def withdraw(self) -> None:
+        """Remove the committed blob again, for a publish whose row was not recorded. Only
+        under the database's write lock and when no row names the blob: another upload of
+        the same content renames it into place under that lock too (see files.publish)."""
+        if self.committed:
+            self._store.delete(self.sha256)
+            self.committed = False
+            self.discarded = True
+
     def discard(self) -> None:
         """Remove the pending file; harmless after commit or a previous discard."""
-        if not self._file.closed:
+        # On a full disk, closing fails to write the buffered rest: the file goes anyway.
+        with suppress(OSError):
             self._file.close()
         if not self.committed and not self.discarded:
             try:
@@ -117,11 +149,29 @@ class BlobStore:
     def begin(self) -> PendingBlob:
         return PendingBlob(self)
 
-    def put_bytes(self, data: bytes) -> str:
-        """Store a small piece of content (such as a wheel's METADATA); return its sha256."""
-        with self.begin() as pending:
+    def holding(self, data: bytes) -> PendingBlob:
+        """A pending blob of a small piece of content (such as a wheel's METADATA), written
+        out: a full disk shows here, not later."""
+        pending = self.begin()
+        try:
             pending.write(data)
-            return pending.commit()
+            pending.flush()
+        except BaseException:
+            pending.discard()
+            raise
+        return pending
+
+    def make_parents(self, path: Path) -> None:
+        """Create `ab/` and `ab/cd/` of a blob's path as needed, each new one durably."""
+        for directory in (path.parent.parent, path.parent):
+            try:
+                directory.mkdir()
+            except FileExistsError:
+                # Made by another upload, which fsyncs its parent. Should ours be done first,
+                # our fsync of `cd/` still carries it: a journaling file system commits
+                # metadata in order (ext4, xfs), so a later entry is never durable alone.
+                continue
+            fsync_directory(directory.parent)
 
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).is_file()

@@ -52,6 +52,12 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+# WAL with synchronous=NORMAL never corrupts the database, but SQLite fsyncs the WAL only at
+# checkpoints: a commit made just before a power cut can be rolled back. Good enough for
+# sessions and throttle counts; a commit a client is told about is made durable (FULL).
+SYNCHRONOUS = "NORMAL"
+
+
 def connect(path: str) -> sqlite3.Connection:
     """A connection in autocommit mode with WAL, foreign keys and a busy timeout."""
     connection = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
@@ -59,7 +65,7 @@ def connect(path: str) -> sqlite3.Connection:
     connection.execute("PRAGMA journal_mode = WAL")
     connection.execute("PRAGMA foreign_keys = ON")
     connection.execute("PRAGMA busy_timeout = 30000")
-    connection.execute("PRAGMA synchronous = NORMAL")
+    connection.execute(f"PRAGMA synchronous = {SYNCHRONOUS}")
     # One connection per thread: keep each one's page cache small (1 MiB); the OS caches the
     # file for all of them.
     connection.execute("PRAGMA cache_size = -1024")
@@ -96,16 +102,32 @@ def close_db() -> None:
 
 
 @contextmanager
-def transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def transaction(connection: sqlite3.Connection,
+                durable: bool = False) -> Iterator[sqlite3.Connection]:  # fmt: skip
     """A short write transaction. IMMEDIATE takes the write lock up front: with several
-    gunicorn processes a deferred read-then-write can fail with SQLITE_BUSY at once."""
-    connection.execute("BEGIN IMMEDIATE")
+    gunicorn processes a deferred read-then-write can fail with SQLITE_BUSY at once.
+
+    `durable` for a commit that a client is told about (an upload): in WAL mode,
+    synchronous=FULL makes SQLite fsync the WAL before COMMIT returns, so the transaction
+    survives a power cut. That is one fsync more per upload (which fsyncs its blob anyway);
+    SQLite refuses to change the level inside a transaction, so it is set around it.
+    """
+    if durable:
+        connection.execute("PRAGMA synchronous = FULL")
     try:
-        yield connection
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+            connection.execute("COMMIT")
+        except BaseException:
+            # A failed COMMIT (a full disk) may leave the transaction open; it may also have
+            # been rolled back by SQLite already, and a second ROLLBACK would hide the error.
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+    finally:
+        if durable:
+            connection.execute(f"PRAGMA synchronous = {SYNCHRONOUS}")
 
 
 def init_db(connection: sqlite3.Connection, schema: str) -> None:

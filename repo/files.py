@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 from packaging.utils import canonicalize_name
 
+from .blobs import PendingBlob
 from .db import now, transaction
 from .errors import Conflict, Invalid, NotFound
 
 
 @dataclass(frozen=True)
 class NewFile:
-    """What a publisher knows about a file it has verified and committed to the blob store."""
+    """What a publisher knows about a file it has verified; publish() commits its blob."""
 
     kind: str
     name: str
@@ -66,36 +69,81 @@ def existing(db: sqlite3.Connection, channel_id: int, new: NewFile) -> bool:
     )
 
 
-def publish(db: sqlite3.Connection, channel_id: int, new: NewFile, uploader_id: int) -> bool:
-    """Record a file; False when an identical one won a race to get there first."""
+def publish(db: sqlite3.Connection, channel_id: int, new: NewFile, uploader_id: int,
+            content: Sequence[PendingBlob]) -> bool:  # fmt: skip
+    """Record a file and commit its blobs (`content`: the file's, and its METADATA's); False
+    when an identical one won a race to get there first.
+
+    The blobs are renamed into place inside the transaction that inserts the row, once the
+    INSERT has succeeded, and that transaction is durable (synchronous=FULL). So:
+    - a crash leaves at most an unreferenced blob for gc, never a row without its file: the
+      blob and its directory are fsynced before the COMMIT that makes the row durable;
+    - an upload that loses the race for its name never commits a blob, so its 409 leaves
+      nothing behind;
+    - a blob is never in place without its row except under the write lock, inside such a
+      transaction: whoever deletes an unreferenced blob under that lock (a failed publish
+      below, gc) cannot delete one that another upload of the same content is about to
+      record, since that upload's rename and INSERT are either committed or not yet begun.
+    """
+    for pending in content:
+        pending.sync()  # a large file's fsync, before the write lock is taken
     try:
-        with transaction(db):
-            db.execute(
-                "INSERT INTO packages (channel_id, kind, name, display_name) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (channel_id, kind, name) DO UPDATE"
-                " SET display_name = excluded.display_name",
-                (channel_id, new.kind, new.name, new.display_name),
-            )
-            package_id = db.execute(
-                "SELECT id FROM packages WHERE channel_id = ? AND kind = ? AND name = ?",
-                (channel_id, new.kind, new.name),
-            ).fetchone()[0]
-            db.execute(
-                "INSERT INTO files (package_id, channel_id, kind, subdir, version, filename,"
-                " sha256, size, uploader_id, uploaded, requires_python, metadata_sha256,"
-                " metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    package_id, channel_id, new.kind, new.subdir, new.version, new.filename,
-                    new.sha256, new.size, uploader_id, now(), new.requires_python,
-                    new.metadata_sha256, json.dumps(new.metadata, sort_keys=True),
-                ),
-            )  # fmt: skip
-            _bump(db, channel_id)
+        with transaction(db, durable=True):
+            _insert(db, channel_id, new, uploader_id)
+            for pending in content:
+                pending.commit()
     except sqlite3.IntegrityError:
         if existing(db, channel_id, new):
             return False
         raise
+    except Exception:
+        _withdraw(db, content)
+        raise
     return True
+
+
+def _insert(db: sqlite3.Connection, channel_id: int, new: NewFile, uploader_id: int) -> None:
+    """The package's row (created or renamed) and the file's; IntegrityError when the name is
+    taken in the channel."""
+    db.execute(
+        "INSERT INTO packages (channel_id, kind, name, display_name) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (channel_id, kind, name) DO UPDATE"
+        " SET display_name = excluded.display_name",
+        (channel_id, new.kind, new.name, new.display_name),
+    )
+    package_id = db.execute(
+        "SELECT id FROM packages WHERE channel_id = ? AND kind = ? AND name = ?",
+        (channel_id, new.kind, new.name),
+    ).fetchone()[0]
+    db.execute(
+        "INSERT INTO files (package_id, channel_id, kind, subdir, version, filename,"
+        " sha256, size, uploader_id, uploaded, requires_python, metadata_sha256,"
+        " metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            package_id, channel_id, new.kind, new.subdir, new.version, new.filename,
+            new.sha256, new.size, uploader_id, now(), new.requires_python,
+            new.metadata_sha256, json.dumps(new.metadata, sort_keys=True),
+        ),
+    )  # fmt: skip
+    _bump(db, channel_id)
+
+
+def _withdraw(db: sqlite3.Connection, content: Sequence[PendingBlob]) -> None:
+    """Remove the blobs a failed publish (its COMMIT refused by a full disk, say) renamed into
+    place, unless a row names them: identical content elsewhere shares the blob. Under the
+    write lock, for the reason publish gives. If even this fails, the blob is left for gc,
+    and the original error is what the client hears."""
+    committed = [pending for pending in content if pending.committed]
+    if not committed:
+        return
+    with suppress(sqlite3.Error, OSError), transaction(db):
+        for pending in committed:
+            named = db.execute(
+                "SELECT 1 FROM files WHERE sha256 = ? OR metadata_sha256 = ? LIMIT 1",
+                (pending.sha256, pending.sha256),
+            ).fetchone()
+            if named is None:
+                pending.withdraw()
 
 
 def _bump(db: sqlite3.Connection, channel_id: int) -> None:

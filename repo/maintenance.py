@@ -1,8 +1,10 @@
 """What an admin runs against a data dir: verify every blob (fsck), remove what nothing
 references (gc), and make or restore a consistent online backup.
 
-A blob is committed (renamed into place) before its row is inserted, so a blob without a row
-can be an upload in its last milliseconds: gc leaves alone anything younger than a grace period.
+A blob is renamed into place inside the transaction that inserts its row (files.publish), so
+gc removes blobs under the same write lock, after a last look at what the rows reference; it
+also leaves alone anything younger than a grace period, such as temp files of uploads still
+arriving.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from .blobs import BlobStore
 from .cran import cache as cran_cache
+from .db import transaction
 
 CHUNK = 1024 * 1024
 DEFAULT_GRACE = 3600
@@ -76,8 +79,14 @@ def gc(db: sqlite3.Connection, store: BlobStore, data_dir: Path, grace: float = 
     doomed += [p for p in store.root.glob("??/??/*") if p.name not in keep]
     doomed = [p for p in doomed if p.stat().st_mtime <= cutoff]
     if not dry_run:
-        for path in doomed:
-            path.unlink(missing_ok=True)
+        # An upload of the same content may have recorded one of these blobs since `keep`
+        # was read: look again under the write lock, which such an upload holds from its
+        # rename to its COMMIT.
+        with transaction(db):
+            keep = referenced(db)
+            doomed = [p for p in doomed if p.parent == store.tmp_dir or p.name not in keep]
+            for path in doomed:
+                path.unlink(missing_ok=True)
     return sorted(doomed) + stale_indexes
 
 

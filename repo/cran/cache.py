@@ -21,14 +21,19 @@ import tempfile
 import time
 from calendar import timegm
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
 from time import strptime
 
+from ..blobs import fsync_directory
 from . import index, rds
 from .description import version_key
 from .paths import ARCHIVE_INDEX, SOURCE_DIR
 
 ETAGS = "etags.json"
+# The longest a request takes from reading its channel's revision to opening that revision's
+# index files, a build of them included.
+READ_WINDOW = 60
 # The file name R asks for when PACKAGES has no File field (cran.md §2.4).
 DEFAULT_EXTENSION = {"src": ".tar.gz", "bin/windows": ".zip", "bin/macosx": ".tgz"}
 
@@ -80,8 +85,17 @@ def _etag(data: bytes) -> str:
 def _contents(subdir: str, rows: list[sqlite3.Row]) -> dict[str, bytes]:
     """The index files of one contrib directory from its rows, by name."""
     latest, older = _split_latest(rows)
-    entries = [index.Entry(json.loads(row["metadata"]), _file_field(row, subdir))
-               for row in latest]  # fmt: skip
+    files = [_file_field(row, subdir) for row in latest]
+    if any(files):  # then as write_PACKAGES(addFiles = TRUE): every row names its file
+        files = [row["filename"] for row in latest]
+    entries = []
+    for row, file in zip(latest, files, strict=True):
+        fields = json.loads(row["metadata"])
+        if subdir.startswith("bin/windows/"):
+            # write_PACKAGES(type = "win.binary") computes no MD5sum (R 4.2.2 tools:::
+            # .process_package_files_for_repository_db), so the upload's md5 stays out.
+            fields.pop("MD5sum", None)
+        entries.append(index.Entry(fields, file))
     built = index.build(entries, binary=subdir != SOURCE_DIR)
     contents = {
         "PACKAGES": built.packages,
@@ -94,19 +108,33 @@ def _contents(subdir: str, rows: list[sqlite3.Row]) -> dict[str, bytes]:
 
 
 def _build(directory: Path, subdir: str, rows: list[sqlite3.Row]) -> None:
+    """Write the index set of `subdir` into a staging folder, then rename it to `directory`.
+
+    The set is fsynced before the rename: after a power cut a renamed set whose files never
+    reached the disk (empty or torn) would be served as built until the next revision. The
+    rename itself need not be durable, as a lost one only means a rebuild from the database.
+    The staging folder sits in the channel's folder, where `repo gc` finds one a killed worker
+    left; on any error (a full disk) it is removed.
+    """
     contents = _contents(subdir, rows)
+    etags = {name: _etag(data) for name, data in contents.items()}
+    contents[ETAGS] = json.dumps(etags).encode()
+    channel_dir = directory.parents[len(Path(subdir).parts)]
     directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=".build-"))
+    staging = Path(tempfile.mkdtemp(dir=channel_dir, prefix=".build-"))
     try:
         for name, data in contents.items():
-            (staging / name).parent.mkdir(parents=True, exist_ok=True)
-            (staging / name).write_bytes(data)
-        etags = {name: _etag(data) for name, data in contents.items()}
-        (staging / ETAGS).write_text(json.dumps(etags))
+            (staging / name).parent.mkdir(exist_ok=True)
+            with open(staging / name, "xb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        for folder in {(staging / name).parent for name in contents}:
+            fsync_directory(folder)
         os.rename(staging, directory)
     except OSError:
-        # Another worker built the same revision first: its files are identical.
         shutil.rmtree(staging, ignore_errors=True)
+        # Another worker built the same revision first: its files are identical.
         if not (directory / ETAGS).is_file():
             raise
 
@@ -143,13 +171,23 @@ def _archive(rows: list[sqlite3.Row]) -> dict[str, list[tuple[str, int, float]]]
 
 
 def _forget_older(channel_dir: Path, revision: int) -> None:
-    """Keep this revision and the one before it (a request may still be reading it)."""
+    """Remove the sets of past revisions that no request can still be reading. A request that
+    read revision M from the database began before M+1 was committed, so before any newer set
+    was made: once a newer set is READ_WINDOW seconds old, M's is nobody's. (Counting
+    revisions instead, with uploads coming fast, removed a set between a request's look at
+    the revision and its open of the files.)"""
     revisions = sorted(
-        int(entry.name[1:]) for entry in channel_dir.iterdir()
+        (int(entry.name[1:]), entry) for entry in channel_dir.iterdir()
         if entry.name.startswith("r") and entry.name[1:].isdigit()
     )  # fmt: skip
-    for old in [r for r in revisions if r < revision][:-1]:
-        shutil.rmtree(channel_dir / f"r{old}", ignore_errors=True)
+    cutoff = time.time() - READ_WINDOW
+    for (old, path), (_, newer) in pairwise(revisions):
+        try:
+            superseded = newer.stat().st_mtime <= cutoff
+        except FileNotFoundError:  # another worker's doing the same
+            continue
+        if old < revision and superseded:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def prune(db: sqlite3.Connection, cache_root: Path, grace: float,

@@ -51,8 +51,7 @@ def handle(channel, identity: Identity, form: MultiDict,
     if files.existing(db, channel["id"], new):
         return responses.text(IDENTICAL)
     _check_version_is_free(db, channel["id"], new)
-    pending.commit()
-    if not files.publish(db, channel["id"], new, identity.user_id):
+    if not files.publish(db, channel["id"], new, identity.user_id, [pending]):
         return responses.text(IDENTICAL)
     current_app.logger.info("cran upload %s to %s/%s", filename, channel["name"], subdir)
     return responses.text(f"Uploaded {filename} to channel '{channel['name']}' ({subdir})")

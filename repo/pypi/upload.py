@@ -2,13 +2,15 @@
 
 The order is Warehouse's: check the form, verify every digest sent against what was hashed
 while streaming, answer an identical re-upload 200 before reading the archive, read the core
-metadata from the file itself (never trust the form), commit the blob, then the row.
+metadata from the file itself (never trust the form), then publish: the row, with the blobs
+renamed into place inside its transaction (files.publish).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from flask import current_app
 from packaging.utils import canonicalize_name
@@ -53,18 +55,28 @@ def handle(channel, identity: Identity, form: MultiDict,
     pending.flush()
     dist = metadata.read_distribution(pending.path, filename)
     _check_form_matches(form, dist)
-    blobs = current_app.extensions["blobs"]
-    metadata_sha256 = blobs.put_bytes(dist.metadata) if dist.metadata is not None else None
-    sha256 = pending.commit()
-    new = files.NewFile(
-        kind=KIND, name=dist.normalized, display_name=dist.name, version=dist.version,
-        filename=filename, sha256=sha256, size=pending.size,
-        requires_python=dist.requires_python, metadata_sha256=metadata_sha256,
-        metadata=dist.fields,
-    )  # fmt: skip
-    if not files.publish(db, channel["id"], new, identity.user_id):
-        return responses.text(IDENTICAL)
+    with _content(pending, dist) as content:
+        new = files.NewFile(
+            kind=KIND, name=dist.normalized, display_name=dist.name, version=dist.version,
+            filename=filename, sha256=pending.sha256, size=pending.size,
+            requires_python=dist.requires_python,
+            metadata_sha256=content[1].sha256 if len(content) > 1 else None,
+            metadata=dist.fields,
+        )  # fmt: skip
+        if not files.publish(db, channel["id"], new, identity.user_id, content):
+            return responses.text(IDENTICAL)
     return responses.text(f"Uploaded {filename} to channel '{channel['name']}'")
+
+
+@contextmanager
+def _content(pending: PendingBlob, dist: metadata.Distribution) -> Iterator[list[PendingBlob]]:
+    """The blobs an upload publishes: the file, then its METADATA (PEP 658) if it is a wheel;
+    what was not committed is dropped at the end."""
+    if dist.metadata is None:
+        yield [pending]
+        return
+    with current_app.extensions["blobs"].holding(dist.metadata) as extracted:
+        yield [pending, extracted]
 
 
 def _check_action(form: MultiDict) -> None:

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import pytest
 
 from ..unit.builders import r_source
+from .faults import kill, workers_of
 from .live import LiveServer, pip_download, run, tool, twine_upload
 
 
@@ -31,12 +32,6 @@ def shop(live_server, dists, tmp_path_factory):
     result = twine_upload(f"{s.url}/api/repo/ops", paths, env, "__token__", token)
     assert result.returncode == 0, result.stdout + result.stderr
     return SimpleNamespace(token=token, paths=paths)
-
-
-def workers_of(server: LiveServer) -> list[int]:
-    children = f"/proc/{server.process.pid}/task/{server.process.pid}/children"
-    with open(children) as handle:
-        return [int(pid) for pid in handle.read().split()]
 
 
 def start_upload_and_stall(server: LiveServer, token: str) -> socket.socket:
@@ -207,9 +202,7 @@ def test_acknowledged_upload_survives_killing_the_whole_server(dists, client_env
         result = twine_upload(f"{server.url}/api/repo/ops", paths, client_env, "__token__",
                               token)  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
-        for pid in [*workers_of(server), server.process.pid]:
-            os.kill(pid, signal.SIGKILL)
-        server.process.wait(10)
+        kill(server)
     finally:
         server.stop()
     again = LiveServer(tmp_path / "data")

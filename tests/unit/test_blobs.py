@@ -1,5 +1,6 @@
 """The blob store on a temporary directory: pending files are committed by rename into
-ab/cd/<sha256> or removed, and identical content is stored once."""
+ab/cd/<sha256> or removed, identical content is stored once, and a commit is durable: the
+file, then the directory of the rename (and of each new directory) are fsynced."""
 
 from __future__ import annotations
 
@@ -80,7 +81,8 @@ def test_identical_content_is_stored_once(store):
 
     assert len(set(shas)) == 1
     assert committed(store) == [f"{shas[0][:2]}/{shas[0][2:4]}/{shas[0]}"]
-    assert store.put_bytes(b"same content") == shas[0]
+    with store.holding(b"same content") as pending:
+        assert pending.commit() == shas[0]
     assert len(committed(store)) == 1 and os.listdir(store.tmp_dir) == []
 
 
@@ -109,7 +111,7 @@ def test_close_discards_what_was_not_committed(store):
 
 
 def test_delete_removes_a_blob_and_is_harmless_when_missing(store):
-    sha256 = store.put_bytes(b"abc")
+    sha256 = store.holding(b"abc").commit()
     store.delete(sha256)
     store.delete(sha256)
     assert not store.exists(sha256) and committed(store) == []
@@ -139,3 +141,70 @@ def test_commit_twice_returns_the_same_digest(tmp_path):
     pending.write(b"twice")
 
     assert pending.commit() == pending.commit() == hashlib.sha256(b"twice").hexdigest()
+
+
+@pytest.fixture
+def synced(monkeypatch) -> list[tuple[str, str]]:
+    """("fsync", path) and ("replace", target) as they happen, in order."""
+    calls = []
+    fsync, replace = os.fsync, os.replace
+
+    def recording_fsync(fd: int) -> None:
+        calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        fsync(fd)
+
+    def recording_replace(source, target) -> None:
+        replace(source, target)
+        calls.append(("replace", str(target)))
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    monkeypatch.setattr(os, "replace", recording_replace)
+    return calls
+
+
+def test_commit_fsyncs_the_file_then_the_directories_it_changed(store, synced):
+    pending = store.holding(b"first")
+    temp_path = pending.path
+    sha256 = pending.commit()
+
+    target = store.path(sha256)
+    assert synced == [
+        ("fsync", temp_path),  # the content, before it gets its name
+        ("fsync", str(store.root)),  # ab/ is new
+        ("fsync", str(target.parent.parent)),  # ab/cd/ is new
+        ("replace", str(target)),
+        ("fsync", str(target.parent)),  # the rename
+    ]
+
+
+def test_commit_into_existing_directories_fsyncs_only_the_rename(store, synced):
+    pending = store.holding(b"second")
+    target = store.path(pending.sha256)
+    target.parent.mkdir(parents=True)  # as an earlier blob with the same prefix left it
+
+    pending.commit()
+
+    assert synced == [("fsync", pending.path), ("replace", str(target)),
+                      ("fsync", str(target.parent))]  # fmt: skip
+
+
+def test_sync_puts_the_content_on_disk_once_before_commit(store, synced):
+    pending = store.holding(b"large file")
+    pending.sync()
+    pending.sync()
+    assert synced == [("fsync", pending.path)]
+
+    pending.commit()
+
+    assert synced.count(("fsync", pending.path)) == 1
+
+
+def test_withdraw_removes_the_committed_blob_and_leaves_no_temp_file(store):
+    with store.holding(b"recorded nowhere") as pending:
+        sha256 = pending.commit()
+        pending.withdraw()
+
+    assert not store.exists(sha256) and committed(store) == []
+    assert os.listdir(store.tmp_dir) == []
+    with pytest.raises(ValueError, match="discarded"):
+        pending.commit()
