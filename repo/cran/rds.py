@@ -14,12 +14,17 @@ from collections.abc import Sequence
 # that strings marked ASCII/UTF-8 do not need. The writer version (R 4.2.2) is informational.
 _HEADER = b"X\n" + struct.pack(">3i", 2, 0x00040202, 0x00020300)
 
-_SYMSXP, _LISTSXP, _CHARSXP, _INTSXP, _REALSXP, _STRSXP, _VECSXP = 1, 2, 9, 13, 14, 16, 19
+_SYMSXP, _LISTSXP, _CHARSXP, _LGLSXP = 1, 2, 9, 10
+_INTSXP, _REALSXP, _STRSXP, _VECSXP = 13, 14, 16, 19
 _IS_OBJECT, _HAS_ATTR, _HAS_TAG = 0x100, 0x200, 0x400
 # CHARSXP encoding marks live in the "gp" bits (shifted by 12): R flags pure-ASCII strings as
 # ASCII and everything else we write as UTF-8, so readers in any locale translate correctly.
 _ASCII, _UTF8 = 64 << 12, 8 << 12
 _NULL = struct.pack(">i", 254)  # NILVALUE_SXP: R's NULL, also the end of a pairlist
+_NA_INTEGER = -(2**31)
+# file.info()'s columns, in its order (R 4.2.2 base/R/files.R): CRAN's archive.rds is a list of
+# its data.frames, one per package.
+_FILE_INFO = ["size", "isdir", "mode", "mtime", "ctime", "atime", "uid", "gid", "uname", "grname"]
 
 _Attributes = Sequence[tuple[str, bytes]]
 
@@ -37,23 +42,33 @@ def character_matrix(rows: list[str], columns: list[str], cells: list[list[str |
 
 
 def archive_index(packages: dict[str, list[tuple[str, int, float]]]) -> bytes:
-    """gzip-compressed RDS of Meta/archive.rds: a named list of data.frames (size, mtime).
+    """gzip-compressed RDS of Meta/archive.rds: a named list of file.info() data.frames.
 
-    Each tuple is (row name "<pkg>/<file>", size in bytes, mtime in Unix seconds). This is the
-    part of CRAN's `file.info()` frames that remotes and pkgcache read (cran.md §4.4).
+    Each tuple is (row name "<pkg>/<file>", size in bytes, mtime in Unix seconds), oldest
+    version first: remotes::install_version scans the rows from the last, pkgcache reads
+    names, row names and mtime (cran.md §4.4). The frames have every column of CRAN's own, as
+    tools:::CRAN_archive_db() returns them; what a database row cannot say is the owner, so
+    uid, gid, uname and grname are NA, the mode is 0644 and ctime and atime equal mtime.
     """
-    frames = [_data_frame(files) for files in packages.values()]
+    frames = [_file_info(files) for files in packages.values()]
     return _rds(_list(frames, [("names", _strings(list(packages)))]))
 
 
-def _data_frame(files: list[tuple[str, int, float]]) -> bytes:
+def _file_info(files: list[tuple[str, int, float]]) -> bytes:
+    count = len(files)
     posixct = [("class", _strings(["POSIXct", "POSIXt"]))]  # no tzone, as file.info() writes
-    columns = [_doubles([size for _, size, _ in files]),
-               _doubles([mtime for _, _, mtime in files], posixct)]  # fmt: skip
+    times = _doubles([mtime for _, _, mtime in files], posixct)
+    owners = _integers(_INTSXP, [_NA_INTEGER] * count)
+    columns = [
+        _doubles([float(size) for _, size, _ in files]),
+        _integers(_LGLSXP, [0] * count),  # isdir: FALSE
+        _integers(_INTSXP, [0o644] * count, [("class", _strings(["octmode"]))]),
+        times, times, times, owners, owners, _strings([None] * count), _strings([None] * count),
+    ]  # fmt: skip
     return _list(
         columns,
         [
-            ("names", _strings(["size", "mtime"])),
+            ("names", _strings(_FILE_INFO)),
             ("class", _strings(["data.frame"])),
             ("row.names", _strings([name for name, _, _ in files])),
         ],
@@ -76,6 +91,11 @@ def _chars(value: str | None) -> bytes:
 
 def _strings(values: Sequence[str | None], attributes: _Attributes = ()) -> bytes:
     return _vector(_STRSXP, len(values), b"".join(map(_chars, values)), attributes)
+
+
+def _integers(kind: int, values: Sequence[int], attributes: _Attributes = ()) -> bytes:
+    """An integer or a logical vector: both are 32-bit integers on the wire."""
+    return _vector(kind, len(values), struct.pack(f">{len(values)}i", *values), attributes)
 
 
 def _doubles(values: Sequence[float], attributes: _Attributes = ()) -> bytes:

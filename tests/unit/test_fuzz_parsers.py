@@ -147,7 +147,9 @@ def test_reason_phrases_are_always_safe(text):
     line.encode("latin-1")
 
 
-DCF_RECORD = re.compile(r"(?:[A-Za-z0-9._@/-]+: [^\n]*\n)+")
+# Fields, each maybe folded onto continuation lines (a space, then something) as write.dcf
+# folds them: no line of a value can start a field or a record of its own.
+DCF_RECORD = re.compile(r"(?:[A-Za-z0-9._@/-]+: [^\n]*\n(?: [^\n]*\S[^\n]*\n)*)+")
 
 
 @FUZZ
