@@ -96,6 +96,53 @@ def test_gc_spares_referenced_and_young_blobs(live_server, shop):
     assert len(s.blobs()) == 3
 
 
+def test_gc_dry_run_lists_what_gc_then_removes(live_server, shop):
+    s = live_server
+    orphan = s.data_dir / "blobs" / "ef" / "01" / ("ef01" + "0" * 60)
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"left over")
+    os.utime(orphan, (time.time() - 7200, time.time() - 7200))
+
+    listed = s.cli("gc", "--dry-run")
+
+    assert f"would remove {orphan}" in listed and "1 files to remove" in listed
+    assert orphan.exists()
+    assert f"removed {orphan}" in s.cli("gc")
+    assert not orphan.exists()
+
+
+def test_backup_taken_while_uploads_run_restores_consistent(live_server, shop, tmp_path):
+    s = live_server
+    packages = []
+    for i in range(12):
+        version = f"3.{i}"
+        path = tmp_path / f"abc_{version}.tar.gz"
+        path.write_bytes(r_source(r_source_description(version)))
+        packages.append(path)
+    curl = [tool("curl"), "-sS", "-f", "-H", f"X-Auth: {shop.token}", "-F",
+            "filetype=cran_source_package"]  # fmt: skip
+    uploads = [subprocess.Popen([*curl, "-F", f"content=@{path}", f"{s.url}/api/repo/ops"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+               for path in packages]  # fmt: skip
+
+    s.cli("backup", str(tmp_path / "backup"))
+
+    assert all(upload.wait(60) == 0 for upload in uploads)
+    restored = tmp_path / "restored"
+    result = subprocess.run([tool("repo"), "--data-dir", str(restored), "restore",
+                             str(tmp_path / "backup")], capture_output=True, text=True,
+                            timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    fsck = subprocess.run([tool("repo"), "--data-dir", str(restored), "fsck"],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    assert "blobs: 0 missing, 0 corrupt" in fsck.stdout
+
+
+def r_source_description(version: str) -> bytes:
+    return f"Package: abc\nVersion: {version}\nTitle: T\nLicense: MIT\n".encode()
+
+
 def test_fsck_reports_missing_and_corrupt_blobs(live_server, shop, tmp_path):
     s = live_server
     copy = tmp_path / "copy"
