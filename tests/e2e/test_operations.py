@@ -127,7 +127,9 @@ def test_backup_taken_while_uploads_run_restores_consistent(live_server, shop, t
 
     s.cli("backup", str(tmp_path / "backup"))
 
-    assert all(upload.wait(60) == 0 for upload in uploads)
+    for upload in uploads:
+        _, error = upload.communicate(timeout=60)
+        assert upload.returncode == 0, error
     restored = tmp_path / "restored"
     result = subprocess.run([tool("repo"), "--data-dir", str(restored), "restore",
                              str(tmp_path / "backup")], capture_output=True, text=True,
