@@ -109,4 +109,93 @@ CREATE TABLE IF NOT EXISTS used_filenames (
     PRIMARY KEY (channel_id, kind, subdir, filename)
 );
 
-PRAGMA user_version = 3;
+-- An upstream index a channel mirrors (a pull-through cache), at most one per side. The
+-- credentials are sent to the source's host only and never shown or logged; the rest of the
+-- row is the upstream's health (last success, last error, the circuit breaker).
+CREATE TABLE IF NOT EXISTS mirrors (
+    id            INTEGER PRIMARY KEY,
+    channel_id    INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+    kind          TEXT NOT NULL CHECK (kind IN ('pypi', 'cran')),
+    source        TEXT NOT NULL,
+    file_hosts    TEXT NOT NULL DEFAULT '[]',
+    ttl           INTEGER NOT NULL,
+    mode          TEXT NOT NULL DEFAULT 'passive' CHECK (mode IN ('passive', 'active')),
+    username      TEXT,
+    password      TEXT,
+    created       TEXT NOT NULL,
+    last_success  TEXT,
+    last_error    TEXT,
+    last_error_at TEXT,
+    failures      INTEGER NOT NULL DEFAULT 0,
+    open_until    REAL NOT NULL DEFAULT 0,
+    open_for      REAL NOT NULL DEFAULT 0,
+    UNIQUE (channel_id, kind)
+);
+
+-- What the upstream last said of one project page (pypi: the normalized name) or one index
+-- (cran: the contrib directory): its validators and serial, when it was last checked (epoch
+-- seconds), when its content last changed, and its PEP 792 status.
+CREATE TABLE IF NOT EXISTS mirror_pages (
+    mirror_id     INTEGER NOT NULL REFERENCES mirrors(id) ON DELETE CASCADE,
+    key           TEXT NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('found', 'missing')),
+    display_name  TEXT,
+    etag          TEXT,
+    last_modified TEXT,
+    serial        INTEGER,
+    checked       REAL NOT NULL,
+    changed       TEXT NOT NULL,
+    status        TEXT NOT NULL DEFAULT 'active',
+    status_reason TEXT,
+    PRIMARY KEY (mirror_id, key)
+);
+
+-- The files an upstream page or index lists, as it advertised them, and the blob once fetched
+-- (blob_sha256 and metadata_blob stay NULL until then). `fields` holds a CRAN row verbatim.
+CREATE TABLE IF NOT EXISTS mirror_files (
+    id              INTEGER PRIMARY KEY,
+    mirror_id       INTEGER NOT NULL REFERENCES mirrors(id) ON DELETE CASCADE,
+    project         TEXT NOT NULL,
+    subdir          TEXT NOT NULL DEFAULT '',
+    filename        TEXT NOT NULL,
+    version         TEXT NOT NULL,
+    url             TEXT NOT NULL,
+    sha256          TEXT,
+    md5             TEXT,
+    size            INTEGER,
+    upload_time     TEXT,
+    requires_python TEXT,
+    yanked          INTEGER NOT NULL DEFAULT 0,
+    yanked_reason   TEXT,
+    core_metadata   TEXT,
+    fields          TEXT NOT NULL DEFAULT '{}',
+    listed          INTEGER NOT NULL DEFAULT 1,
+    blob_sha256     TEXT,
+    metadata_blob   TEXT,
+    fetched         TEXT,
+    last_download   TEXT,
+    UNIQUE (mirror_id, subdir, filename)
+);
+CREATE INDEX IF NOT EXISTS mirror_files_project ON mirror_files(mirror_id, project);
+CREATE INDEX IF NOT EXISTS mirror_files_sha256 ON mirror_files(sha256);
+
+-- Single flight across threads and worker processes: whoever holds the lease on a key (a
+-- file, a page) fetches it; the others wait for it or read the file it is writing.
+CREATE TABLE IF NOT EXISTS mirror_leases (
+    key     TEXT PRIMARY KEY,
+    holder  TEXT NOT NULL,
+    expires REAL NOT NULL,
+    path    TEXT
+);
+
+-- Dependency confusion: names (or prefixes, 'acme-*') upstream is never asked for, and the
+-- private names whose upstream releases an owner chose to merge in.
+CREATE TABLE IF NOT EXISTS mirror_rules (
+    channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+    kind       TEXT NOT NULL CHECK (kind IN ('pypi', 'cran')),
+    pattern    TEXT NOT NULL,
+    rule       TEXT NOT NULL CHECK (rule IN ('reserve', 'merge')),
+    PRIMARY KEY (channel_id, kind, pattern, rule)
+);
+
+PRAGMA user_version = 4;

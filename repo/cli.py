@@ -18,6 +18,7 @@ from . import accounts, config, create_app, files, maintenance
 from .blobs import BlobStore
 from .db import close_db, get_db
 from .errors import Invalid, NotFound, RepoError
+from .mirror import settings
 
 
 class _Context:
@@ -170,6 +171,94 @@ def token_revoke(obj: _Context, token_id: int) -> None:
     """Revoke a token; it is refused from the next request on."""
     accounts.revoke_token(obj.db(), token_id)
     click.echo(f"Revoked token {token_id}")
+
+
+@cli.group()
+def mirror() -> None:
+    """Mirror channels: a channel that also serves an upstream index, cached."""
+
+
+def _duration(_ctx, _param, value: str | None):
+    return accounts.parse_duration(value) if value else None
+
+
+@mirror.command("create")
+@click.argument("channel_name", metavar="CHANNEL")
+@click.option("--type", "kind", required=True, type=click.Choice(settings.KINDS))
+@click.option("--source", required=True, help="The upstream's root: .../simple/ or a CRAN URL.")
+@click.option("--ttl", callback=_duration, help="Reuse a page this long: 10m (pypi), 1h (cran).")
+@click.option("--mode", type=click.Choice(settings.MODES), default="passive", show_default=True)
+@click.option("--file-host", "file_hosts", multiple=True,
+              help="Another host the upstream's files live on (repeatable).")  # fmt: skip
+@click.option("--username", help="Upstream user name (sent to the source's host only).")
+@click.option("--password", help="Upstream password or token (never shown or logged).")
+@click.pass_obj
+def mirror_create(obj: _Context, channel_name: str, kind: str, source: str, ttl, mode: str,
+                  file_hosts: tuple[str, ...], username: str | None,
+                  password: str | None) -> None:  # fmt: skip
+    """Make CHANNEL mirror an upstream index of one type."""
+    db = obj.db()
+    made = settings.create(db, _channel(db, channel_name)["id"], kind, source, ttl=ttl,
+                           mode=mode, file_hosts=file_hosts, username=username,
+                           password=password)  # fmt: skip
+    click.echo(f"Channel '{channel_name}' mirrors {made.source} ({kind}, ttl {made.ttl} s)")
+
+
+@mirror.command("list")
+@click.argument("channel_name", metavar="[CHANNEL]", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_obj
+def mirror_list(obj: _Context, channel_name: str | None, as_json: bool) -> None:
+    """List the upstreams and their state (never their credentials)."""
+    db = obj.db()
+    rows = settings.listing(db, _channel(db, channel_name)["id"] if channel_name else None)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        state = f"error {row['last_error']}" if row["last_error"] else "ok"
+        cached = f"{row['cached_projects']} cached, {row['cached_bytes']} bytes"
+        click.echo(f"{row['channel']:<16} {row['type']:<5} {row['source']:<40}"
+                   f" ttl {row['ttl']}s  {cached}  {state}")  # fmt: skip
+
+
+@mirror.command("remove")
+@click.argument("channel_name", metavar="CHANNEL")
+@click.option("--type", "kind", required=True, type=click.Choice(settings.KINDS))
+@click.pass_obj
+def mirror_remove(obj: _Context, channel_name: str, kind: str) -> None:
+    """Stop mirroring; cached files not referenced otherwise go with `repo gc`."""
+    db = obj.db()
+    settings.remove(db, _channel(db, channel_name)["id"], kind)
+    click.echo(f"Channel '{channel_name}' no longer mirrors a {kind} upstream")
+
+
+@mirror.command("reserve")
+@click.argument("channel_name", metavar="CHANNEL")
+@click.argument("patterns", metavar="NAME|PREFIX*...", nargs=-1, required=True)
+@click.option("--type", "kind", type=click.Choice(settings.KINDS), default="pypi",
+              show_default=True)  # fmt: skip
+@click.pass_obj
+def mirror_reserve(obj: _Context, channel_name: str, patterns: tuple[str, ...], kind: str) -> None:
+    """Never ask upstream for these names (or prefixes like acme-*): they are private."""
+    db = obj.db()
+    for pattern in patterns:
+        settings.add_rule(db, _channel(db, channel_name)["id"], kind, pattern, "reserve")
+    click.echo(f"Reserved {', '.join(patterns)} in channel '{channel_name}'")
+
+
+@mirror.command("merge-upstream")
+@click.argument("channel_name", metavar="CHANNEL")
+@click.argument("names", metavar="NAME...", nargs=-1, required=True)
+@click.option("--type", "kind", type=click.Choice(settings.KINDS), default="pypi",
+              show_default=True)  # fmt: skip
+@click.pass_obj
+def mirror_merge(obj: _Context, channel_name: str, names: tuple[str, ...], kind: str) -> None:
+    """Show upstream releases of these private names too (off by default: private wins)."""
+    db = obj.db()
+    for name in names:
+        settings.add_rule(db, _channel(db, channel_name)["id"], kind, name, "merge")
+    click.echo(f"Upstream releases of {', '.join(names)} now merge into channel '{channel_name}'")
 
 
 @cli.command()

@@ -128,6 +128,28 @@ def _insert(db: sqlite3.Connection, channel_id: int, new: NewFile, uploader_id: 
     _bump(db, channel_id)
 
 
+# Every column that names a blob: uploads, their PEP 658 METADATA, and what mirrors cached. A
+# blob none of them names may be removed (by gc, or after a failed publish).
+BLOB_COLUMNS = (("files", "sha256"), ("files", "metadata_sha256"),
+                ("mirror_files", "blob_sha256"), ("mirror_files", "metadata_blob"))  # fmt: skip
+
+
+def referenced(db: sqlite3.Connection) -> set[str]:
+    """Every blob a row names."""
+    union = " UNION ".join(
+        f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL" for table, column in BLOB_COLUMNS
+    )
+    return {row[0] for row in db.execute(union)}
+
+
+def in_use(db: sqlite3.Connection, sha256: str) -> bool:
+    """Whether any row names the blob `sha256`."""
+    query = " UNION ALL ".join(
+        f"SELECT 1 FROM {table} WHERE {column} = ?" for table, column in BLOB_COLUMNS
+    )
+    return db.execute(f"{query} LIMIT 1", (sha256,) * len(BLOB_COLUMNS)).fetchone() is not None
+
+
 def _withdraw(db: sqlite3.Connection, content: Sequence[PendingBlob]) -> None:
     """Remove the blobs a failed publish (its COMMIT refused by a full disk, say) renamed into
     place, unless a row names them: identical content elsewhere shares the blob. Under the
@@ -138,11 +160,7 @@ def _withdraw(db: sqlite3.Connection, content: Sequence[PendingBlob]) -> None:
         return
     with suppress(sqlite3.Error, OSError), transaction(db):
         for pending in committed:
-            named = db.execute(
-                "SELECT 1 FROM files WHERE sha256 = ? OR metadata_sha256 = ? LIMIT 1",
-                (pending.sha256, pending.sha256),
-            ).fetchone()
-            if named is None:
+            if not in_use(db, pending.sha256):
                 pending.withdraw()
 
 

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import files
 from .blobs import BlobStore
 from .cran import cache as cran_cache
 from .db import transaction
@@ -37,12 +38,8 @@ class FsckReport:
 
 
 def referenced(db: sqlite3.Connection) -> set[str]:
-    """Every blob a row points at: the files and the wheels' METADATA."""
-    rows = db.execute(
-        "SELECT sha256 FROM files UNION SELECT metadata_sha256 FROM files"
-        " WHERE metadata_sha256 IS NOT NULL"
-    )
-    return {row[0] for row in rows}
+    """Every blob a row points at: uploads, wheels' METADATA and what mirrors cached."""
+    return files.referenced(db)
 
 
 def sha256_of(path: Path) -> str:

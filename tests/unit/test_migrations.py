@@ -45,6 +45,11 @@ def test_fresh_database_has_the_schema_version(tmp_path):
         "auth_failures",
         "sessions",
         "used_filenames",
+        "mirrors",
+        "mirror_pages",
+        "mirror_files",
+        "mirror_leases",
+        "mirror_rules",
     }
 
 
@@ -121,6 +126,16 @@ def fill_every_table(connection) -> dict[str, int]:
     tables = [row[1] for row in shape(connection) if row[0] == "table"]
     if "auth_failures" in tables:
         connection.execute("INSERT INTO auth_failures VALUES ('192.0.2.1', 1.0, 3)")
+    if "sessions" in tables:
+        connection.execute(
+            "INSERT INTO sessions VALUES (?, ?, '2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z')",
+            ("b" * 64, alice),
+        )
+    if "used_filenames" in tables:
+        connection.execute(
+            "INSERT INTO used_filenames VALUES (?, 'pypi', '', 'x-0.9.tar.gz', ?)",
+            (channel, "c" * 64),
+        )
     return {
         table: connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables
     }

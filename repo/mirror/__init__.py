@@ -1,0 +1,17 @@
+"""Mirror channels: a channel that also serves an upstream index (PyPI or any PEP 503/691 index;
+CRAN or any CRAN-like repository) as a pull-through cache, with its private uploads on top.
+
+The faces, one module each (shared/protocols/mirror.md has the requirements R0-R31):
+- settings: a channel's upstreams (`repo mirror create/list/remove`) and their rules
+  (reserved names and prefixes that upstream is never asked for, names merged on purpose).
+- upstream: the HTTP client: only the configured hosts, timeouts, conditional requests, the
+  circuit breaker kept in the database, credentials to the source's host only.
+- fetch: single flight across threads and worker processes (a lease row per key), and the
+  streaming of a file to its first client while it is stored and hashed.
+- pypi and cran: upstream pages and indexes turned into our rows and back into entries the
+  pypi/ and cran/ routes render; the routes ask these for what a channel lacks.
+
+mirror/ imports the pypi/ and cran/ parsers and renderers, never their routes. Everything the
+cache knows lives in the database and the blob store, so a restart with the upstream gone still
+serves what was cached.
+"""

@@ -1,0 +1,199 @@
+"""A channel's upstreams and its name rules: the SQL and the checks an admin's input needs.
+
+At most one upstream per side (pypi, cran) per channel. Credentials are kept for the server's
+use only: nothing here returns them to a caller that shows things (see `Mirror.public`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from packaging.utils import canonicalize_name
+
+from ..db import now, transaction
+from ..errors import Conflict, Invalid, NotFound
+
+KINDS = ("pypi", "cran")
+MODES = ("passive", "active")
+# mirror.md R1 and R28: PyPI's own max-age; R caches an index for an hour per session.
+DEFAULT_TTL = {"pypi": timedelta(minutes=10), "cran": timedelta(hours=1)}
+RULES = ("reserve", "merge")
+# The characters of a name on each side (PEP 503 normalized; R's package names).
+_NAME = {"pypi": re.compile(r"[a-z0-9][a-z0-9._-]*"), "cran": re.compile(r"[A-Za-z][A-Za-z0-9.]*")}
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """One upstream of a channel, as the server uses it."""
+
+    id: int
+    channel_id: int
+    kind: str
+    source: str
+    file_hosts: tuple[str, ...]
+    ttl: int
+    mode: str
+    username: str | None
+    password: str | None
+
+    def public(self) -> dict:
+        """What may be shown to the channel's owners: never the credentials."""
+        return {
+            "type": self.kind,
+            "source": self.source,
+            "file_hosts": list(self.file_hosts),
+            "ttl": self.ttl,
+            "mode": self.mode,
+            "credentials": self.username is not None or self.password is not None,
+        }
+
+
+def _mirror(row: sqlite3.Row) -> Mirror:
+    return Mirror(
+        id=row["id"], channel_id=row["channel_id"], kind=row["kind"], source=row["source"],
+        file_hosts=tuple(json.loads(row["file_hosts"])), ttl=row["ttl"], mode=row["mode"],
+        username=row["username"], password=row["password"],
+    )  # fmt: skip
+
+
+def check_source(source: str) -> str:
+    """An upstream root URL: http(s), with a host, no credentials in it (they are options)."""
+    parts = urlsplit(source)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Invalid(f"Invalid source '{source}': use an http:// or https:// URL")
+    if parts.username or parts.password:
+        raise Invalid("Give upstream credentials with --username and --password, not in the URL")
+    if parts.query or parts.fragment:
+        raise Invalid(f"Invalid source '{source}': no query or fragment")
+    return source if source.endswith("/") else source + "/"
+
+
+def create(db: sqlite3.Connection, channel_id: int, kind: str, source: str, *,
+           ttl: timedelta | None = None, mode: str = "passive", file_hosts: tuple[str, ...] = (),
+           username: str | None = None, password: str | None = None) -> Mirror:  # fmt: skip
+    """Give the channel an upstream for `kind`; Conflict when it has one already."""
+    if kind not in KINDS:
+        raise Invalid(f"Invalid type '{kind}': use pypi or cran")
+    if mode not in MODES:
+        raise Invalid(f"Invalid mode '{mode}': use passive or active")
+    seconds = int((ttl or DEFAULT_TTL[kind]).total_seconds())
+    if seconds < 1:
+        raise Invalid("Invalid TTL: at least 1 second")
+    hosts = tuple(host.strip().lower() for host in file_hosts)
+    if any(not host or "/" in host for host in hosts):
+        raise Invalid("Invalid --file-host: a host name or address, without a scheme or path")
+    try:
+        with transaction(db):
+            db.execute(
+                "INSERT INTO mirrors (channel_id, kind, source, file_hosts, ttl, mode, username,"
+                " password, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (channel_id, kind, check_source(source), json.dumps(hosts), seconds, mode,
+                 username, password, now()),
+            )  # fmt: skip
+    except sqlite3.IntegrityError:
+        raise Conflict(f"The channel already mirrors a {kind} upstream: remove it first") from None
+    found = find(db, channel_id, kind)
+    assert found is not None
+    return found
+
+
+def find(db: sqlite3.Connection, channel_id: int, kind: str) -> Mirror | None:
+    """The channel's upstream for `kind`, if it has one."""
+    row = db.execute(
+        "SELECT * FROM mirrors WHERE channel_id = ? AND kind = ?", (channel_id, kind)
+    ).fetchone()
+    return _mirror(row) if row else None
+
+
+def listing(db: sqlite3.Connection, channel_id: int | None = None) -> list[dict]:
+    """Every upstream (of one channel, or all), with its health, never its credentials."""
+    rows = db.execute(
+        "SELECT mirrors.*, channels.name AS channel,"
+        " (SELECT count(DISTINCT project) FROM mirror_files"
+        "  WHERE mirror_id = mirrors.id AND blob_sha256 IS NOT NULL) AS cached_projects,"
+        " (SELECT coalesce(sum(size), 0) FROM mirror_files"
+        "  WHERE mirror_id = mirrors.id AND blob_sha256 IS NOT NULL) AS cached_bytes"
+        " FROM mirrors JOIN channels ON channels.id = mirrors.channel_id"
+        " WHERE ? IS NULL OR mirrors.channel_id = ? ORDER BY channels.name, mirrors.kind",
+        (channel_id, channel_id),
+    ).fetchall()
+    return [
+        {"channel": row["channel"], **_mirror(row).public(), "last_success": row["last_success"],
+         "last_error": row["last_error"], "last_error_at": row["last_error_at"],
+         "cached_projects": row["cached_projects"], "cached_bytes": row["cached_bytes"]}
+        for row in rows
+    ]  # fmt: skip
+
+
+def remove(db: sqlite3.Connection, channel_id: int, kind: str) -> None:
+    """Stop mirroring: the upstream's pages and file rows go; blobs only by `repo gc`."""
+    with transaction(db):
+        cursor = db.execute(
+            "DELETE FROM mirrors WHERE channel_id = ? AND kind = ?", (channel_id, kind)
+        )
+        if cursor.rowcount == 0:
+            raise NotFound(f"The channel mirrors no {kind} upstream")
+
+
+def normalized(kind: str, name: str) -> str:
+    """A name as rules compare it: PEP 503 for Python, as written for R (case matters)."""
+    return canonicalize_name(name) if kind == "pypi" else name
+
+
+def add_rule(db: sqlite3.Connection, channel_id: int, kind: str, pattern: str,
+             rule: str) -> None:  # fmt: skip
+    """Reserve a name or prefix (`acme-*`), or merge upstream releases into a private name."""
+    if rule not in RULES:
+        raise Invalid(f"Invalid rule '{rule}'")
+    if kind not in KINDS:
+        raise Invalid(f"Invalid type '{kind}': use pypi or cran")
+    prefix, star, rest = pattern.partition("*")
+    prefix = normalized(kind, prefix)
+    if not _NAME[kind].fullmatch(prefix) or rest or (star and rule == "merge"):
+        raise Invalid(
+            f"Invalid name '{pattern}': a name, or for a reservation a prefix ending in '*'"
+            " (merging needs exact names)"
+        )
+    with transaction(db):
+        db.execute(
+            "INSERT OR IGNORE INTO mirror_rules (channel_id, kind, pattern, rule)"
+            " VALUES (?, ?, ?, ?)",
+            (channel_id, kind, prefix + star, rule),
+        )
+
+
+def rules(db: sqlite3.Connection, channel_id: int, kind: str) -> dict[str, list[str]]:
+    """The channel's patterns by rule."""
+    found: dict[str, list[str]] = {rule: [] for rule in RULES}
+    for row in db.execute(
+        "SELECT pattern, rule FROM mirror_rules WHERE channel_id = ? AND kind = ? ORDER BY pattern",
+        (channel_id, kind),
+    ):
+        found[row["rule"]].append(row["pattern"])
+    return found
+
+
+def upstream_may_serve(db: sqlite3.Connection, channel_id: int, kind: str, name: str) -> bool:
+    """Whether upstream may be asked for `name` and show files of it in this channel.
+
+    Private wins (mirror.md R23-R25): a name the channel holds a private upload of, or that
+    matches a reservation, never reaches upstream, whatever version upstream has, unless an
+    owner merged that exact name in.
+    """
+    key = normalized(kind, name)
+    channel_rules = rules(db, channel_id, kind)
+    if key in channel_rules["merge"]:
+        return True
+    for pattern in channel_rules["reserve"]:
+        if key == pattern or (pattern.endswith("*") and key.startswith(pattern[:-1])):
+            return False
+    private = db.execute(
+        "SELECT 1 FROM packages WHERE channel_id = ? AND kind = ? AND name = ?",
+        (channel_id, kind, key),
+    ).fetchone()
+    return private is None
