@@ -199,3 +199,30 @@ def stored(app: Flask) -> dict[str, object]:
         "blobs": sorted(path.name for path in root.glob("??/??/*")),
         "tmp": sorted(os.listdir(root / "tmp")),
     }
+
+
+def demo_wheel(version: str) -> tuple[bytes, str]:
+    """A wheel of Demo.Pkg at `version` and its file name, for a test that needs a file no
+    other upload has sent."""
+    meta = META.replace(b"Version: 1.0", f"Version: {version}".encode())
+    return wheel(meta, f"demo_pkg-{version}.dist-info"), f"demo_pkg-{version}-py3-none-any.whl"
+
+
+def r_description(package: str = "abc", version: str = "2.1", built: str | None = None) -> bytes:
+    """R_DESCRIPTION for `package` at `version`, with a `Built:` field when `built` is given
+    (what R CMD INSTALL --build adds: "R 4.4.1; x86_64-w64-mingw32; DATE; windows")."""
+    description = R_DESCRIPTION.replace(b"Package: abc", f"Package: {package}".encode())
+    description = description.replace(b"Version: 2.1", f"Version: {version}".encode())
+    return description + (f"Built: {built}\n".encode() if built else b"")
+
+
+def r_source_of(package: str, version: str) -> tuple[bytes, str]:
+    """An R source package `package` at `version` and the file name R CMD build gives it."""
+    return r_source(r_description(package, version), root=package), f"{package}_{version}.tar.gz"
+
+
+def r_binary(built: str, zipped: bool = False) -> bytes:
+    """abc 2.1 as a binary package built as `built` says: a zip (Windows) or a gzip-compressed
+    tar (macOS, Linux), with DESCRIPTION first as R CMD INSTALL --build writes it."""
+    members = {"abc/DESCRIPTION": r_description(built=built), "abc/R/abc": b""}
+    return zip_bytes(list(members.items())) if zipped else tar_gz(members)
