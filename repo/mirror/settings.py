@@ -140,6 +140,16 @@ def remove(db: sqlite3.Connection, channel_id: int, kind: str) -> None:
             raise NotFound(f"The channel mirrors no {kind} upstream")
 
 
+def mark_stale(db: sqlite3.Connection, mirror_id: int, name: str | None = None) -> int:
+    """Make the next request for each cached page (or only `name`'s) ask upstream again,
+    whatever its TTL (the refresh button, `repo mirror refresh`); return how many."""
+    with transaction(db):
+        return db.execute(
+            "UPDATE mirror_pages SET checked = 0 WHERE mirror_id = ? AND (? IS NULL OR key = ?)",
+            (mirror_id, name, name),
+        ).rowcount
+
+
 def normalized(kind: str, name: str) -> str:
     """A name as rules compare it: PEP 503 for Python, as written for R (case matters)."""
     return canonicalize_name(name) if kind == "pypi" else name

@@ -7,6 +7,7 @@ from flask import Blueprint, g, render_template, request, url_for
 
 from .. import accounts, files
 from ..db import get_db
+from ..mirror import settings
 from . import commands, forms
 from .session import channel_for, login_required
 
@@ -46,4 +47,5 @@ def show(channel: str):
         packages=files.channel_packages(db, row["id"], query),
         uploads=commands.uploads(where, "pypi") + commands.uploads(where, "cran") if writer else [],
         members=accounts.list_members(db, row["id"]) if role == "owner" else [],
+        mirrors=settings.listing(db, row["id"]) if role == "owner" else [],
     )  # fmt: skip

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, g, redirect, url_for
 
 from .. import responses
-from . import admin, channels, display, forms, members, packages, session, tokens
+from . import admin, channels, display, forms, members, mirrors, packages, session, tokens
 
 bp = Blueprint(responses.UI, __name__)
 
@@ -25,7 +25,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 
-for child in (session.bp, channels.bp, packages.bp, members.bp, tokens.bp, admin.bp):
+for child in (session.bp, channels.bp, packages.bp, members.bp, mirrors.bp, tokens.bp, admin.bp):
     bp.register_blueprint(child)
 # In this order: the CSRF error page shows who is signed in.
 bp.before_request(session.load_user)

@@ -64,6 +64,7 @@ from werkzeug.test import TestResponse
 from repo import accounts, create_app, tokens
 from repo.cran import paths
 from repo.db import get_db
+from repo.mirror import settings
 from repo.pypi import fastpath
 
 from ..conftest import UNTHROTTLED
@@ -582,6 +583,7 @@ UI_ROUTES = {
                                SIGN_IN_FIRST),
     "ui.members.grant": ("POST", "/channels/{channel}/members", SIGN_IN_FIRST),
     "ui.members.remove": ("POST", "/channels/{channel}/members/{user}/remove", SIGN_IN_FIRST),
+    "ui.mirrors.refresh": ("POST", "/channels/{channel}/mirrors/pypi/refresh", SIGN_IN_FIRST),
     "ui.tokens.index": ("GET", "/tokens", (302, "/login?next=/tokens")),
     "ui.tokens.create": ("POST", "/tokens", SIGN_IN_FIRST),
     "ui.tokens.revoke": ("POST", "/tokens/{token_id}/revoke", SIGN_IN_FIRST),
@@ -662,7 +664,8 @@ def test_the_ui_table_has_every_route_of_the_ui(world):
 # channel), and how much a role is.
 CHANNEL_PAGES = {"ui.channels.show": "read", "ui.packages.show": "read",
                  "ui.packages.delete": "owner", "ui.packages.set_yanked": "owner",
-                 "ui.members.grant": "owner", "ui.members.remove": "owner"}  # fmt: skip
+                 "ui.members.grant": "owner", "ui.members.remove": "owner",
+                 "ui.mirrors.refresh": "owner"}  # fmt: skip
 ROLE_IN = {  # visitor: (role in priv, role in pub)
     "anonymous": (None, "read"),
     "non-member": (None, "read"),
@@ -721,6 +724,28 @@ def _member_target(world: World, channel: str, role: str | None):
     return {"user": name}, partial(_member_state, name=name), [] if role else [(channel, "read")]
 
 
+def _mirror_state(db, mirror_id: int):
+    return db.execute(
+        "SELECT checked FROM mirror_pages WHERE mirror_id = ?", (mirror_id,)
+    ).fetchone()["checked"]
+
+
+def _mirror_target(world: World, channel: str):
+    """The channel's pypi upstream with one page checked a while ago; refreshing makes it
+    stale (checked 0)."""
+    with world.db() as db:
+        channel_id = accounts.find_channel(db, channel)["id"]
+        mirror = settings.find(db, channel_id, "pypi") or settings.create(
+            db, channel_id, "pypi", "http://127.0.0.1:9/simple/"
+        )
+        db.execute(
+            "INSERT OR REPLACE INTO mirror_pages (mirror_id, key, state, checked, changed)"
+            " VALUES (?, 'x', 'found', 100, '2026-01-01T00:00:00Z')",
+            (mirror.id,),
+        )
+    return {}, partial(_mirror_state, mirror_id=mirror.id), 0
+
+
 # What an owner's form changes, made for each test in its channel (the private one when the
 # channel asked is missing): the URL values and form fields, how to look at what the form
 # changes, and what that is once the form has done its work (a file deleted or yanked, a
@@ -730,6 +755,7 @@ TARGETS: dict[str, Callable] = {
     "ui.packages.set_yanked": partial(_file_target, done=1),
     "ui.members.grant": partial(_member_target, role=None),
     "ui.members.remove": partial(_member_target, role="read"),
+    "ui.mirrors.refresh": _mirror_target,
 }
 
 

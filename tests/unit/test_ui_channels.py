@@ -7,6 +7,7 @@ import pytest
 
 from repo import accounts
 from repo.db import get_db
+from repo.mirror import settings
 
 from .builders import r_form, r_source, send, token_auth, twine_form, wheel
 from .webui import text
@@ -146,3 +147,43 @@ def test_markup_in_package_metadata_is_shown_as_text(channels, client, repo, vis
         page = text(visitor.get(url))
         assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in page
         assert SCRIPT not in page
+
+
+def test_owners_see_the_mirrors_state_and_never_its_credentials(channels, repo, visitor):
+    settings.create(repo.db, channels.channel_id, "pypi", "https://pypi.example.org/simple/",
+                    username="ci", password="upstream-secret-1")  # fmt: skip
+    repo.db.execute(
+        "UPDATE mirrors SET last_error = 'HTTP 503 from upstream',"
+        " last_error_at = '2026-11-30T10:00:00.000000Z'"
+    )
+    accounts.grant(repo.db, channels.channel_id, repo.user("rita"), "read")
+
+    visitor.login("alice")
+    page = text(visitor.get("/channels/secret"))
+    visitor.post("/logout")
+    visitor.login("rita")
+    reader_page = text(visitor.get("/channels/secret"))
+
+    assert "Mirrored upstreams" in page and "https://pypi.example.org/simple/" in page
+    assert "HTTP 503 from upstream, <time" in page
+    assert "upstream-secret-1" not in page
+    assert "Mirrored upstreams" not in reader_page
+
+
+def test_the_refresh_button_makes_cached_pages_stale(channels, repo, visitor):
+    mirror = settings.create(repo.db, channels.channel_id, "pypi", "https://x.example/simple/")
+    repo.db.execute(
+        "INSERT INTO mirror_pages (mirror_id, key, state, checked, changed)"
+        " VALUES (?, 'demo', 'found', 12345, '2026-01-01T00:00:00Z')",
+        (mirror.id,),
+    )
+    visitor.login("alice")
+
+    response = visitor.post("/channels/secret/mirrors/pypi/refresh")
+
+    assert response.status_code == 303
+    assert response.location.endswith("/channels/secret#mirrors")
+    assert repo.db.execute("SELECT checked FROM mirror_pages").fetchone()[0] == 0
+    assert "1 cached pages of https://x.example/simple/ will be checked" in text(
+        visitor.get("/channels/secret")
+    )
