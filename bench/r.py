@@ -75,13 +75,14 @@ def load(server: RepoServer, count: int) -> float:
             fields = parse_dcf(description(index))
             name = fields["Package"]
             version = fields["Version"]
-            new = files.NewFile(
-                kind="cran", name=name, display_name=name, version=version,
-                filename=f"{name}_{version}.tar.gz", sha256=blobs.put_bytes(data),
-                size=len(data), subdir=CONTRIB,
-                metadata={**fields, "MD5sum": hashlib.md5(data).hexdigest()},
-            )  # fmt: skip
-            files.publish(db, channel_id, new, user_id)
+            with blobs.holding(data) as pending:
+                new = files.NewFile(
+                    kind="cran", name=name, display_name=name, version=version,
+                    filename=f"{name}_{version}.tar.gz", sha256=pending.sha256,
+                    size=len(data), subdir=CONTRIB,
+                    metadata={**fields, "MD5sum": hashlib.md5(data).hexdigest()},
+                )  # fmt: skip
+                files.publish(db, channel_id, new, user_id, [pending])
     return time.monotonic() - started
 
 
