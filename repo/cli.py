@@ -18,6 +18,7 @@ from . import accounts, config, create_app, files, maintenance
 from .blobs import BlobStore
 from .db import close_db, get_db
 from .errors import Invalid, NotFound, RepoError
+from .mirror import pypi as mirror_pypi
 from .mirror import settings
 
 
@@ -259,6 +260,31 @@ def mirror_merge(obj: _Context, channel_name: str, names: tuple[str, ...], kind:
     for name in names:
         settings.add_rule(db, _channel(db, channel_name)["id"], kind, name, "merge")
     click.echo(f"Upstream releases of {', '.join(names)} now merge into channel '{channel_name}'")
+
+
+@mirror.command("refresh")
+@click.argument("channel_name", metavar="CHANNEL")
+@click.argument("name", metavar="[NAME]", required=False)
+@click.option("--type", "kind", type=click.Choice(settings.KINDS), default="pypi",
+              show_default=True)  # fmt: skip
+@click.pass_obj
+def mirror_refresh(obj: _Context, channel_name: str, name: str | None, kind: str) -> None:
+    """Check project NAME upstream now; without NAME, every cached page on its next request."""
+    db = obj.db()
+    target = _channel(db, channel_name)
+    upstream = settings.find(db, target["id"], kind)
+    if upstream is None:
+        raise NotFound(f"Channel '{channel_name}' mirrors no {kind} upstream")
+    if name is None:
+        count = settings.mark_stale(db, upstream.id)
+        click.echo(f"{count} cached pages of channel '{channel_name}' are checked on next request")
+        return
+    if kind != "pypi":
+        raise Invalid("A CRAN index is checked whole: leave out NAME")
+    page = mirror_pypi.refresh(obj._app, target, name)
+    serial = f" (serial {page['serial']})" if page["serial"] is not None else ""
+    state = "found" if page["state"] == "found" else "not found"
+    click.echo(f"Checked '{page['key']}' upstream: {state}{serial}")
 
 
 @cli.command()

@@ -1,6 +1,11 @@
 """Cached index pages answered before Flask: a WSGI layer for the requests pip and uv make
 most, a GET of a simple page that the page cache already holds.
 
+A mirror channel's pages are keyed on the mirror's state as well as the channel's revision
+(which an upstream change does not bump): the fast path asks the mirror for the page's snapshot
+as the route does, and answers only when the mirror needs no word from upstream (a page within
+its TTL, or one the open breaker keeps to the files we hold); anything else, Flask revalidates.
+
 It only ever answers with success: it decides nothing of its own, but asks the same domain
 functions the routes ask (check_token, find_channel, role_in, choose_format), and whenever a
 request is anything but plain (two credentials, a password, a query string, a refusal, a page
@@ -22,6 +27,7 @@ from .. import accounts
 from ..accounts import ANONYMOUS, TokenRefused
 from ..auth import TOKEN_PASSWORD, TOKEN_USERS
 from ..db import connection_for
+from ..mirror import pypi as mirror
 from ..responses import API_HEADERS
 from . import routes, simple
 
@@ -95,12 +101,18 @@ def _credential(environ: dict, path_token: str | None) -> str | None | bool:
 
 
 def _cached(app: Flask, channel, content_type: str, project: str, environ: dict):
-    etag = routes.index_etag(channel, content_type)
-    headers = [("ETag", quote_etag(etag)), ("Cache-Control", routes.INDEX_CACHE),
-               ("Vary", "Accept"), ("X-Content-Type-Options", "nosniff")]  # fmt: skip
+    if project:
+        snapshot = mirror.page_state(app, channel, project)
+    else:
+        snapshot = mirror.root_state(app, channel)
+    if snapshot is None or not snapshot.found:
+        return None
+    etag = routes.index_etag(channel, content_type, snapshot)
+    headers = [("ETag", quote_etag(etag)), *routes.cache_headers(snapshot).items(),
+               ("X-Content-Type-Options", "nosniff")]  # fmt: skip
     if parse_etags(environ.get("HTTP_IF_NONE_MATCH")).contains(etag):
         return "304 NOT MODIFIED", headers, b""
-    body = app.extensions["pages"].peek(routes.page_key(channel, content_type, project))
+    body = app.extensions["pages"].peek(routes.page_key(channel, content_type, project, snapshot))
     if body is None:
         return None
     headers += [("Content-Type", content_type), ("Content-Length", str(len(body)))]

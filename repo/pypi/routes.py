@@ -3,12 +3,14 @@ the files, all relative to `/api/repo/CHANNEL/` so the token-in-path prefixes ju
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, redirect, request, send_file
+from flask import Blueprint, Response, current_app, redirect, request
 from packaging.utils import InvalidName, canonicalize_name
 
 from .. import auth, files, responses
 from ..db import get_db
 from ..errors import NotFound, RepoError
+from ..mirror import fetch
+from ..mirror import pypi as mirror
 from ..pagecache import PageCache
 from . import simple
 
@@ -20,7 +22,6 @@ def _make_page_cache(state) -> None:
     state.app.extensions["pages"] = PageCache()
 
 
-KIND = "pypi"
 # pip 26.2+ and uv cache index pages by Cache-Control: revalidate every time, so an upload is
 # visible to the very next install, and answer the revalidation with a cheap 304.
 INDEX_CACHE = "max-age=0, must-revalidate, private"
@@ -37,40 +38,55 @@ def _negotiated_format() -> str:
     return chosen
 
 
-def index_etag(channel, content_type: str) -> str:
-    return f"{PAGE_FORMAT}-{channel['revision']}-{content_type.rsplit('+', 1)[-1]}"
+def index_etag(channel, content_type: str, snapshot: mirror.Snapshot) -> str:
+    """Strong, and computed before rendering: the channel's revision, the mirror's state
+    (nothing for a channel's own files) and the format (mirror.md R2)."""
+    fmt = content_type.rsplit("+", 1)[-1]
+    return f"{PAGE_FORMAT}-{channel['revision']}{snapshot.token}-{fmt}"
 
 
-def page_key(channel, content_type: str, page: str) -> tuple:
-    """What a rendered page is cached under: it changes whenever the channel does."""
-    return (channel["id"], channel["revision"], content_type, page)
+def page_key(channel, content_type: str, page: str, snapshot: mirror.Snapshot) -> tuple:
+    """What a rendered page is cached under: it changes whenever the channel does, and on a
+    mirror channel whenever what the upstream said does (the snapshot's token)."""
+    return (channel["id"], channel["revision"], snapshot.token, content_type, page)
 
 
-def _index_response(channel, content_type: str, page: str, render) -> Response:
-    """An index page with a strong ETag from the channel's revision, computed before rendering
-    so that a revalidation costs one indexed lookup; rendered once per revision and worker."""
-    etag = index_etag(channel, content_type)
+def cache_headers(snapshot: mirror.Snapshot) -> dict[str, str]:
+    """Beside the ETag: clients revalidate every time (R2); a stale answer says so (R3, R6)."""
+    headers = {"Cache-Control": INDEX_CACHE, "Vary": "Accept"}
+    if snapshot.cache:
+        headers["X-Repo-Cache"] = snapshot.cache
+    return headers
+
+
+def _index_response(channel, content_type: str, page: str, render,
+                    snapshot: mirror.Snapshot) -> Response:  # fmt: skip
+    """An index page with a strong ETag from the channel's revision (and the mirror's state),
+    computed before rendering so that a revalidation costs a few indexed lookups; rendered
+    once per state and worker."""
+    etag = index_etag(channel, content_type, snapshot)
     response = responses.not_modified(etag)
     if response is None:
-        body = current_app.extensions["pages"].get(page_key(channel, content_type, page), render)
-        response = Response(body, content_type=content_type)
+        key = page_key(channel, content_type, page, snapshot)
+        response = Response(current_app.extensions["pages"].get(key, render),
+                            content_type=content_type)  # fmt: skip
     response.set_etag(etag)
-    response.headers["Cache-Control"] = INDEX_CACHE
-    response.vary.add("Accept")
+    response.headers.update(cache_headers(snapshot))
     return response
 
 
 @bp.get("/<channel>/simple/")
 @auth.required.login_required
 def project_list(channel: str):
+    """The channel's projects; a mirror channel's are those it holds or has cached (R22)."""
     target = auth.channel_for(channel, "read")
     content_type = _negotiated_format()
+    snapshot = mirror.root_state(current_app, target)
 
     def render() -> str:
-        rows = files.projects(get_db(), target["id"], KIND)
-        return simple.project_list(content_type, [(r["display_name"], r["name"]) for r in rows])
+        return simple.project_list(content_type, mirror.projects(get_db(), target, snapshot))
 
-    return _index_response(target, content_type, "", render)
+    return _index_response(target, content_type, "", render, snapshot)
 
 
 @bp.get("/<channel>/simple/<project>/")
@@ -86,44 +102,47 @@ def project_page(channel: str, project: str):
         # Relative, so the token-in-path prefix survives the redirect.
         return redirect(f"../{normalized}/", 301)
     content_type = _negotiated_format()
+    app = current_app._get_current_object()
+    # A mirror's page past its TTL is asked for upstream first (mirror.md R1, R3, R6).
+    snapshot = mirror.page_state(app, target, normalized) or mirror.revalidate(
+        app, target, normalized
+    )
 
     def render() -> str:
-        rows = files.package_files(get_db(), target["id"], KIND, normalized)
-        if not rows:
+        page = mirror.contents(get_db(), target, normalized, snapshot)
+        if page is None:
             raise NotFound(f"Project '{project}' not found in channel '{channel}'")
-        return simple.project_page(content_type, normalized, [_entry(row) for row in rows])
+        return simple.project_page(content_type, normalized, page.files, page.status,
+                                   page.status_reason)  # fmt: skip
 
-    return _index_response(target, content_type, normalized, render)
-
-
-def _entry(row) -> simple.FileEntry:
-    return simple.FileEntry(
-        filename=row["filename"], version=row["version"], sha256=row["sha256"],
-        size=row["size"], upload_time=row["uploaded"], requires_python=row["requires_python"],
-        metadata_sha256=row["metadata_sha256"], yanked=bool(row["yanked"]),
-        yanked_reason=row["yanked_reason"],
-    )  # fmt: skip
+    return _index_response(target, content_type, normalized, render, snapshot)
 
 
 @bp.get("/<channel>/files/<sha256>/<filename>")
 @auth.required.login_required
 def download(channel: str, sha256: str, filename: str):
-    """A file, or a wheel's PEP 658 `.metadata`: sent from disk (sendfile), with Range."""
+    """A file, or a wheel's PEP 658 `.metadata`: an upload's from disk (sendfile, Range), else
+    the channel's upstream's, fetched on its first request (mirror.md R12-R15, R19)."""
     target = auth.channel_for(channel, "read")
     db = get_db()
     row = files.by_digest(db, target["id"], sha256, filename)
-    blob, name = (row["sha256"], filename) if row else (None, filename)
-    if row is None and filename.endswith(".metadata"):
-        wheel = files.by_digest(db, target["id"], sha256, filename.removesuffix(".metadata"))
-        blob = wheel["metadata_sha256"] if wheel else None
-    if blob is None:
-        raise NotFound(f"File '{name}' not found in channel '{channel}'")
-    response = send_file(
-        current_app.extensions["blobs"].path(blob),
-        mimetype="application/octet-stream",
-        conditional=True,
-        etag=blob,
-        max_age=None,
-    )
+    blob = row["sha256"] if row else None
+    wheel = filename.removesuffix(".metadata")
+    if row is None and wheel != filename:
+        uploaded = files.by_digest(db, target["id"], sha256, wheel)
+        blob = uploaded["metadata_sha256"] if uploaded else None
+    response = fetch.send_blob(blob) if blob else _mirrored(db, target, sha256, filename)
     response.headers["Cache-Control"] = FILE_CACHE
     return response
+
+
+def _mirrored(db, channel, sha256: str, filename: str) -> Response:
+    """The channel's upstream file of this name, or the metadata of its upstream wheel."""
+    found = fetch.pypi_file(db, channel["id"], sha256, filename)
+    if found is not None:
+        return fetch.serve(current_app, db, *found)
+    wheel = filename.removesuffix(".metadata")
+    found = fetch.pypi_file(db, channel["id"], sha256, wheel) if wheel != filename else None
+    if found is None:
+        raise NotFound(f"File '{filename}' not found in channel '{channel['name']}'")
+    return fetch.serve_metadata(current_app, db, *found)
