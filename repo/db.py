@@ -74,8 +74,10 @@ CREATE TABLE mirrors (
 );
 
 -- What the upstream last said of one project page (pypi: the normalized name) or one index
--- (cran: the contrib directory): its validators and serial, when it was last checked (epoch
--- seconds), when its content last changed, and its PEP 792 status.
+-- (cran: the contrib directory, or src/contrib/Meta/archive.rds): its validators and serial
+-- (pypi: the upstream's; cran: the mirror's own count of changes to its stored indexes, which
+-- names the channel's index set), when it was last checked (epoch seconds), when its content
+-- last changed, and its PEP 792 status.
 CREATE TABLE mirror_pages (
     mirror_id     INTEGER NOT NULL REFERENCES mirrors(id) ON DELETE CASCADE,
     key           TEXT NOT NULL,

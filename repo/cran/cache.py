@@ -5,6 +5,11 @@ directory are written together from one database snapshot, so the three always a
 only the .rds, pak only the .gz). They live under `DATA_DIR/cache/cran/<channel>/r<revision>/`:
 an upload, yank or delete bumps the revision, and the next request builds the new set.
 
+A channel that mirrors a CRAN-like upstream adds the upstream's rows (repo.mirror.cran): they
+change without the revision, so its sets live under `r<revision>-<serial>-<tag>/`, where the
+serial grows with every change of the stored upstream indexes and the tag names the rest of
+what the merge depends on (which mirror, its name rules, whether the upstream is down).
+
 A contrib directory without packages costs nothing on disk: any well-formed R version or build
 name is a valid URL, and anonymous readers could otherwise make the server write an index for
 each one. Its (constant) index is kept in memory instead.
@@ -15,15 +20,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
 import time
 from calendar import timegm
+from collections.abc import Sequence
 from functools import cache
-from itertools import pairwise
 from pathlib import Path
 from time import strptime
+from typing import Protocol
 
 from ..blobs import fsync_directory
 from . import index, rds
@@ -36,6 +43,23 @@ ETAGS = "etags.json"
 READ_WINDOW = 60
 # The file name R asks for when PACKAGES has no File field (cran.md §2.4).
 DEFAULT_EXTENSION = {"src": ".tar.gz", "bin/windows": ".zip", "bin/macosx": ".tgz"}
+# r<revision>, or r<revision>-<serial>-<tag> with a mirror's rows in the set.
+_STATE = re.compile(r"r(\d+)(?:-(\d+)-([0-9a-f]+))?")
+
+
+class Mirrored(Protocol):
+    """What a channel's upstream adds to its contrib directories (repo.mirror.cran), read in
+    the snapshot the channel's own rows are read in, so that the two always agree."""
+
+    def state(self, db: sqlite3.Connection) -> tuple[int, str]:
+        """(serial, tag): the serial grows with every change of the upstream rows; the tag
+        names everything else the rows depend on."""
+
+    def entries(self, db: sqlite3.Connection, subdir: str) -> list[index.Entry]:
+        """The upstream rows to list in `subdir`, beside the channel's own."""
+
+    def archived(self, db: sqlite3.Connection) -> dict[str, list[tuple[str, int, float]]]:
+        """The upstream's archived versions for Meta/archive.rds, by package, oldest first."""
 
 
 def root(data_dir: str | os.PathLike) -> Path:
@@ -43,16 +67,20 @@ def root(data_dir: str | os.PathLike) -> Path:
     return Path(data_dir) / "cache" / "cran"
 
 
-def index_file(db: sqlite3.Connection, cache_root: Path, channel_id: int, subdir: str,
-               name: str) -> tuple[Path | bytes, str]:  # fmt: skip
+def index_file(db: sqlite3.Connection, cache_root: Path, channel_id: int, subdir: str, name: str,
+               mirrored: Mirrored | None = None) -> tuple[Path | bytes, str]:  # fmt: skip
     """One index file of `subdir` and its strong ETag: a path in the cache (the set is built
-    if needed), or the bytes of the empty index when the directory holds no packages."""
+    if needed), or the bytes of the empty index when the directory holds no packages.
+    `mirrored` adds a mirror's upstream rows (mirror.md R27, R28)."""
     db.execute("BEGIN")
     try:
         revision = db.execute(
             "SELECT revision FROM channels WHERE id = ?", (channel_id,)
         ).fetchone()[0]
-        directory = cache_root / str(channel_id) / f"r{revision}" / subdir
+        state = f"r{revision}"
+        if mirrored is not None:
+            state += "-{}-{}".format(*mirrored.state(db))
+        directory = cache_root / str(channel_id) / state / subdir
         if not (directory / ETAGS).is_file():
             rows = db.execute(
                 "SELECT files.*, packages.name AS package FROM files"
@@ -61,10 +89,14 @@ def index_file(db: sqlite3.Connection, cache_root: Path, channel_id: int, subdir
                 " AND files.yanked = 0",
                 (channel_id, subdir),
             ).fetchall()
-            if not rows:
+            upstream, archived = [], {}
+            if mirrored is not None:
+                upstream = mirrored.entries(db, subdir)
+                archived = mirrored.archived(db) if subdir == SOURCE_DIR else {}
+            if not (rows or upstream or archived):
                 return _empty(subdir == SOURCE_DIR)[name]
-            _build(directory, subdir, rows)
-            _forget_older(cache_root / str(channel_id), revision)
+            _build(directory, subdir, _contents(subdir, rows, upstream, archived))
+            _forget_older(cache_root / str(channel_id), state)
     finally:
         db.execute("COMMIT")
     etags = json.loads((directory / ETAGS).read_text())
@@ -82,8 +114,10 @@ def _etag(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
-def _contents(subdir: str, rows: list[sqlite3.Row]) -> dict[str, bytes]:
-    """The index files of one contrib directory from its rows, by name."""
+def _contents(subdir: str, rows: list[sqlite3.Row], upstream: Sequence[index.Entry] = (),
+              archived: dict[str, list[tuple[str, int, float]]] | None = None,
+              ) -> dict[str, bytes]:  # fmt: skip
+    """The index files of one contrib directory from its rows (and a mirror's), by name."""
     latest, older = _split_latest(rows)
     files = [_file_field(row, subdir) for row in latest]
     if any(files):  # then as write_PACKAGES(addFiles = TRUE): every row names its file
@@ -96,19 +130,20 @@ def _contents(subdir: str, rows: list[sqlite3.Row]) -> dict[str, bytes]:
             # .process_package_files_for_repository_db), so the upload's md5 stays out.
             fields.pop("MD5sum", None)
         entries.append(index.Entry(fields, file))
-    built = index.build(entries, binary=subdir != SOURCE_DIR)
+    built = index.build([*entries, *upstream], binary=subdir != SOURCE_DIR)
     contents = {
         "PACKAGES": built.packages,
         "PACKAGES.gz": built.packages_gz,
         "PACKAGES.rds": built.packages_rds,
     }
     if subdir == SOURCE_DIR:
-        contents[ARCHIVE_INDEX] = rds.archive_index(_archive(older))
+        contents[ARCHIVE_INDEX] = rds.archive_index({**(archived or {}), **_archive(older)})
     return contents
 
 
-def _build(directory: Path, subdir: str, rows: list[sqlite3.Row]) -> None:
-    """Write the index set of `subdir` into a staging folder, then rename it to `directory`.
+def _build(directory: Path, subdir: str, contents: dict[str, bytes]) -> None:
+    """Write the index set `contents` of `subdir` into a staging folder, then rename it to
+    `directory`.
 
     The set is fsynced before the rename: after a power cut a renamed set whose files never
     reached the disk (empty or torn) would be served as built until the next revision. The
@@ -116,7 +151,6 @@ def _build(directory: Path, subdir: str, rows: list[sqlite3.Row]) -> None:
     The staging folder sits in the channel's folder, where `repo gc` finds one a killed worker
     left; on any error (a full disk) it is removed.
     """
-    contents = _contents(subdir, rows)
     etags = {name: _etag(data) for name, data in contents.items()}
     contents[ETAGS] = json.dumps(etags).encode()
     channel_dir = directory.parents[len(Path(subdir).parts)]
@@ -153,10 +187,14 @@ def _split_latest(rows: list[sqlite3.Row]) -> tuple[list[sqlite3.Row], list[sqli
 
 
 def _file_field(row: sqlite3.Row, subdir: str) -> str | None:
-    package = row["package"]
-    tree = "src" if subdir == SOURCE_DIR else "/".join(subdir.split("/")[:2])
-    default = f"{package}_{row['version']}{DEFAULT_EXTENSION.get(tree, '')}"
+    default = default_filename(row["package"], row["version"], subdir)
     return None if row["filename"] == default else row["filename"]
+
+
+def default_filename(package: str, version: str, subdir: str) -> str:
+    """The file R downloads for a row of `subdir` without a File field (cran.md §2.4)."""
+    tree = "src" if subdir == SOURCE_DIR else "/".join(subdir.split("/")[:2])
+    return f"{package}_{version}{DEFAULT_EXTENSION.get(tree, '')}"
 
 
 def _archive(rows: list[sqlite3.Row]) -> dict[str, list[tuple[str, int, float]]]:
@@ -170,24 +208,36 @@ def _archive(rows: list[sqlite3.Row]) -> dict[str, list[tuple[str, int, float]]]
     return archive
 
 
-def _forget_older(channel_dir: Path, revision: int) -> None:
-    """Remove the sets of past revisions that no request can still be reading. A request that
-    read revision M from the database began before M+1 was committed, so before any newer set
-    was made: once a newer set is READ_WINDOW seconds old, M's is nobody's. (Counting
-    revisions instead, with uploads coming fast, removed a set between a request's look at
-    the revision and its open of the files.)"""
-    revisions = sorted(
-        (int(entry.name[1:]), entry) for entry in channel_dir.iterdir()
-        if entry.name.startswith("r") and entry.name[1:].isdigit()
-    )  # fmt: skip
+def _forget_older(channel_dir: Path, state: str) -> None:
+    """Remove the sets of past states that no request can still be reading. A request that
+    read state M from the database began before the next state was committed, so before any
+    newer set was made: once a newer set is READ_WINDOW seconds old, M's is nobody's.
+    (Counting revisions instead, with uploads coming fast, removed a set between a request's
+    look at the revision and its open of the files.) Sets of another mirror tag are not
+    ordered against this one: `repo gc` removes them."""
+    current = _STATE.fullmatch(state)
+    sets = [(match, entry) for entry in channel_dir.iterdir()
+            if (match := _STATE.fullmatch(entry.name)) is not None]  # fmt: skip
     cutoff = time.time() - READ_WINDOW
-    for (old, path), (_, newer) in pairwise(revisions):
-        try:
-            superseded = newer.stat().st_mtime <= cutoff
-        except FileNotFoundError:  # another worker's doing the same
+    for old, path in sets:
+        if not _before(old, current):
             continue
-        if old < revision and superseded:
-            shutil.rmtree(path, ignore_errors=True)
+        for newer, newer_path in sets:
+            try:
+                superseded = _before(old, newer) and newer_path.stat().st_mtime <= cutoff
+            except FileNotFoundError:  # another worker's doing the same
+                continue
+            if superseded:
+                shutil.rmtree(path, ignore_errors=True)
+                break
+
+
+def _before(old: re.Match, new: re.Match) -> bool:
+    """Whether state `old` was committed before `new`: an older revision, or an older serial
+    of the same mirror tag in the same revision."""
+    if int(old[1]) != int(new[1]):
+        return int(old[1]) < int(new[1])
+    return old[3] is not None and old[3] == new[3] and int(old[2]) < int(new[2])
 
 
 def prune(db: sqlite3.Connection, cache_root: Path, grace: float,
@@ -203,7 +253,9 @@ def prune(db: sqlite3.Connection, cache_root: Path, grace: float,
     for channel_dir in cache_root.iterdir():
         current = revisions.get(int(channel_dir.name)) if channel_dir.name.isdigit() else None
         for entry in channel_dir.iterdir() if channel_dir.is_dir() else []:
-            if entry.name != f"r{current}" and entry.stat().st_mtime <= cutoff:
+            state = _STATE.fullmatch(entry.name)
+            of_current = state is not None and int(state[1]) == current
+            if not of_current and entry.stat().st_mtime <= cutoff:
                 doomed.append(entry)
     if not dry_run:
         for path in doomed:

@@ -1,5 +1,6 @@
 """The R side's read URLs of a channel: `cran/` is a CRAN-like repository that
-`install.packages(repos = ".../cran")` reads, under every prefix of the channel."""
+`install.packages(repos = ".../cran")` reads, under every prefix of the channel. A channel
+that mirrors a CRAN-like upstream asks repo.mirror.cran for what it does not hold."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from flask import Blueprint, current_app, send_file
 from .. import auth, files
 from ..db import get_db
 from ..errors import NotFound
+from ..mirror import cran as mirror
 from . import cache, paths
 
 bp = Blueprint("cran", __name__)
@@ -28,23 +30,40 @@ TYPES = {".gz": "application/gzip", ".tgz": "application/gzip", ".zip": "applica
 @bp.get("/<channel>/cran/<path:path>")
 @auth.required.login_required
 def repository(channel: str, path: str):
-    """An index file (from the per-revision cache) or a package file (from the blobs)."""
+    """An index file (from the per-revision cache) or a package file (from the blobs, else
+    from the channel's upstream)."""
     target = auth.channel_for(channel, "read")
     wanted = paths.parse(path)
     if wanted is None:
         raise NotFound(f"Not a file of a CRAN-like repository: '{path}'")
     if wanted.index is not None:
-        root = cache.root(current_app.config["DATA_DIR"])
-        location, etag = cache.index_file(get_db(), root, target["id"], wanted.subdir,
-                                          wanted.index)  # fmt: skip
-        if isinstance(location, bytes):
-            return _send(io.BytesIO(location), etag, INDEX_CACHE, wanted.index)
-        return _send(location, etag, INDEX_CACHE)
+        return _index(target["id"], wanted)
     row = _package_file(target["id"], wanted)
-    if row is None:
+    if row is not None:
+        blob = current_app.extensions["blobs"].path(row["sha256"])
+        return _send(blob, row["sha256"], FILE_CACHE, wanted.file)
+    mirrored = mirror.package_file(current_app, get_db(), target["id"], wanted,
+                                   _type(wanted.file))  # fmt: skip
+    if mirrored is None:
         raise NotFound(f"File '{wanted.file}' not found in channel '{channel}'")
-    blob = current_app.extensions["blobs"].path(row["sha256"])
-    return _send(blob, row["sha256"], FILE_CACHE, wanted.file)
+    mirrored.headers["Cache-Control"] = FILE_CACHE
+    return mirrored
+
+
+def _index(channel_id: int, wanted: paths.CranPath):
+    db = get_db()
+    assert wanted.index is not None
+    upstream = mirror.contrib(current_app, db, channel_id, wanted.subdir, wanted.index)
+    root = cache.root(current_app.config["DATA_DIR"])
+    location, etag = cache.index_file(db, root, channel_id, wanted.subdir, wanted.index,
+                                      upstream)  # fmt: skip
+    if isinstance(location, bytes):
+        response = _send(io.BytesIO(location), etag, INDEX_CACHE, wanted.index)
+    else:
+        response = _send(location, etag, INDEX_CACHE)
+    if upstream is not None and upstream.stale:
+        response.headers["X-Repo-Cache"] = mirror.STALE
+    return response
 
 
 def _package_file(channel_id: int, wanted: paths.CranPath):
@@ -56,8 +75,11 @@ def _package_file(channel_id: int, wanted: paths.CranPath):
 
 def _send(location: Path | io.BytesIO, etag: str, cache_control: str, name: str | None = None):
     """`location` (a file, or the bytes of an empty index) as the file `name`."""
-    suffix = Path(name or location.name).suffix
-    response = send_file(location, mimetype=TYPES.get(suffix, "application/octet-stream"),
-                         conditional=True, etag=etag, max_age=None)  # fmt: skip
+    response = send_file(location, mimetype=_type(name or location.name), conditional=True,
+                         etag=etag, max_age=None)  # fmt: skip
     response.headers["Cache-Control"] = cache_control
     return response
+
+
+def _type(name: str) -> str:
+    return TYPES.get(Path(name).suffix, "application/octet-stream")
