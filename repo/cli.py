@@ -18,8 +18,8 @@ from . import accounts, config, create_app, files, maintenance
 from .blobs import BlobStore
 from .db import close_db, get_db
 from .errors import Invalid, NotFound, RepoError
+from .mirror import prefetch, settings
 from .mirror import pypi as mirror_pypi
-from .mirror import settings
 
 
 class _Context:
@@ -285,6 +285,33 @@ def mirror_refresh(obj: _Context, channel_name: str, name: str | None, kind: str
     serial = f" (serial {page['serial']})" if page["serial"] is not None else ""
     state = "found" if page["state"] == "found" else "not found"
     click.echo(f"Checked '{page['key']}' upstream: {state}{serial}")
+
+
+@mirror.command("prefetch")
+@click.argument("channel_name", metavar="CHANNEL")
+@click.argument("packages", metavar="[PKG...]", nargs=-1)
+@click.option("-r", "--requirement", "requirement_files", type=click.File(), multiple=True,
+              help="Cache what this requirements file names (repeatable).")  # fmt: skip
+@click.option("--cran", "is_cran", is_flag=True, help="PKG... are R packages to cache.")
+@click.pass_obj
+def mirror_prefetch(obj: _Context, channel_name: str, packages: tuple[str, ...],
+                    requirement_files, is_cran: bool) -> None:  # fmt: skip
+    """Fetch into the cache now, one file at a time: the newest version each requirement
+    allows (pip's requirements files, or requirements as arguments), or the current source
+    package of each R package (--cran)."""
+    db = obj.db()
+    target = _channel(db, channel_name)
+    if (is_cran and (requirement_files or not packages)) or not (packages or requirement_files):
+        raise Invalid("Give -r REQUIREMENTS (or requirements) for Python, or --cran PKG... for R")
+    if is_cran:
+        outcome = prefetch.cran(obj._app, target, list(packages), click.echo)
+    else:
+        lines = [line for handle in requirement_files for line in handle]
+        wanted = prefetch.requirements([*lines, *packages])
+        outcome = prefetch.python(obj._app, target, wanted, click.echo)
+    click.echo(f"{outcome.cached} files cached, {outcome.problems} problems")
+    if outcome.problems:
+        sys.exit(1)
 
 
 @cli.command()
