@@ -253,3 +253,19 @@ def test_admin_pages(browser, site, channels):
 def test_admin_pages_are_forbidden_to_other_users(alice):
     assert alice.goto("/admin/users").status == 403
     expect(alice.get_by_role("alert")).to_have_text("Only administrators may see this page")
+
+
+def test_owner_sees_the_mirror_and_refreshes_it(alice, site, channels):
+    site.cli("mirror", "create", "web", "--type", "pypi", "--source",
+             "http://127.0.0.1:9/simple/", "--password", "never-shown-upstream-pw")  # fmt: skip
+    alice.goto("/channels/web")
+    section = alice.get_by_role("region", name="Mirrored upstreams")
+    expect(section.get_by_role("row", name=re.compile("^pypi"))).to_contain_text(
+        "http://127.0.0.1:9/simple/"
+    )
+    assert "never-shown-upstream-pw" not in alice.content()
+    screenshots(alice, "channel-mirror")
+
+    alice.get_by_role("button", name="Check every cached pypi page again").click()
+
+    expect(alice.get_by_role("status")).to_contain_text("will be checked on their next request")
