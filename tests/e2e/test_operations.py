@@ -35,14 +35,15 @@ def shop(live_server, dists, tmp_path_factory):
 
 
 def start_upload_and_stall(server: LiveServer, token: str) -> socket.socket:
-    """Send the headers and the first half of a 2 MB upload, then stop sending."""
+    """Send the headers and the first half of a 3 MB upload, then stop sending: more than
+    the 1 MiB the upload's form parser reads at a time, so part of it reaches the disk."""
     boundary = "stall"
     head = (
         f'--{boundary}\r\nContent-Disposition: form-data; name=":action"\r\n\r\nfile_upload\r\n'
         f'--{boundary}\r\nContent-Disposition: form-data; name="content"; '
         f'filename="stall-1.0.tar.gz"\r\nContent-Type: application/octet-stream\r\n\r\n'
     ).encode()
-    body_length = len(head) + 2_000_000
+    body_length = len(head) + 3_000_000
     host, port = server.host.split(":")
     sock = socket.create_connection((host, int(port)), timeout=10)
     sock.sendall(
@@ -50,7 +51,7 @@ def start_upload_and_stall(server: LiveServer, token: str) -> socket.socket:
         f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
         f"Content-Length: {body_length}\r\n\r\n".encode()
         + head
-        + os.urandom(1_000_000)
+        + os.urandom(1_500_000)
     )
     return sock
 

@@ -1,15 +1,23 @@
 """The blob store on a temporary directory: pending files are committed by rename into
 ab/cd/<sha256> or removed, identical content is stored once, and a commit is durable: the
-file, then the directory of the rename (and of each new directory) are fsynced."""
+file, then the directory of the rename (and of each new directory) are fsynced. A large blob
+is hashed in threads: its digests equal hashlib's however it is written, and a hash that fails
+discards it."""
 
 from __future__ import annotations
 
+import errno
+import functools
 import hashlib
 import os
+import random
+import threading
 
 import pytest
 
-from repo.blobs import BlobStore
+from repo.blobs import PARALLEL_FROM, BlobStore
+
+MiB = 1024 * 1024
 
 
 @pytest.fixture
@@ -208,3 +216,161 @@ def test_withdraw_removes_the_committed_blob_and_leaves_no_temp_file(store):
     assert os.listdir(store.tmp_dir) == []
     with pytest.raises(ValueError, match="discarded"):
         pending.commit()
+
+
+def hashlib_digests(data: bytes) -> dict[str, str]:
+    return {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "blake2_256": hashlib.blake2b(data, digest_size=32).hexdigest(),
+        "md5": hashlib.md5(data).hexdigest(),
+    }
+
+
+def hashing_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name.startswith("blob-hash")]
+
+
+CHUNK_PATTERNS = {
+    "one write": [3 * MiB + 17],
+    "the form parser's reads": [MiB] * 5 + [123],
+    "just below, at and past the threshold": [PARALLEL_FROM - 1, 1, 1, MiB],
+    "small chunks past the threshold": [PARALLEL_FROM, *([4096] * 300), 1, 0, 2047, 2048, 2049],
+    "empty writes between": [0, MiB + 1, 0, 0, 5, 0, MiB],
+    "odd sizes": [700_001, 1, 999_999, 65_536, 1_500_000, 3],
+}
+
+
+@pytest.mark.parametrize("sizes", CHUNK_PATTERNS.values(), ids=CHUNK_PATTERNS.keys())
+def test_digests_hashed_in_threads_equal_hashlibs(store, sizes):
+    data = os.urandom(sum(sizes))
+    with store.begin() as pending:
+        offset = 0
+        for size in sizes:
+            assert pending.write(data[offset : offset + size]) == size
+            offset += size
+        digests = pending.digests()
+        assert pending.commit() == digests["sha256"]
+
+    assert digests == hashlib_digests(data)
+    assert store.path(digests["sha256"]).read_bytes() == data
+    assert pending.size == len(data) and hashing_threads() == []
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_digests_equal_hashlibs_for_random_chunkings(store, seed):
+    chunking = random.Random(seed)
+    data = os.urandom(chunking.randrange(2 * MiB, 4 * MiB))
+    with store.begin() as pending:
+        offset = 0
+        while offset < len(data):
+            size = chunking.choice([0, 1, 100, 2048, 65_536, MiB, chunking.randrange(3 * MiB)])
+            pending.write(data[offset : offset + size])
+            offset += size
+        assert pending.digests() == hashlib_digests(data)
+        assert pending.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_a_buffer_reused_by_the_writer_is_hashed_as_it_was_written(store):
+    # The threads hash a chunk after write() returned: the caller may refill its buffer.
+    buffer, written = bytearray(MiB), []
+    with store.begin() as pending:
+        for byte in range(6):
+            buffer[:] = bytes([byte]) * MiB
+            pending.write(memoryview(buffer))
+            written.append(bytes(buffer))
+        assert pending.digests() == hashlib_digests(b"".join(written))
+
+
+def test_a_large_blob_is_hashed_off_the_writing_thread(store, monkeypatch):
+    hashed_on, md5 = set(), hashlib.md5
+
+    class Recording:
+        def __init__(self, **options):
+            self._md5 = md5(**options)
+
+        def update(self, data):
+            hashed_on.add(threading.get_ident())
+            self._md5.update(data)
+
+        def hexdigest(self):
+            return self._md5.hexdigest()
+
+    monkeypatch.setattr(hashlib, "md5", Recording)
+    data = os.urandom(PARALLEL_FROM + 2 * MiB)
+    with store.begin() as pending:
+        pending.write(data[:PARALLEL_FROM])
+        assert hashed_on == {threading.get_ident()}  # small so far: hashed inline
+        pending.write(data[PARALLEL_FROM:])
+        assert pending.digests()["md5"] == md5(data).hexdigest()
+
+    assert len(hashed_on) == 2 and hashing_threads() == []
+
+
+class FailingBlake2:
+    """A blake2b whose update raises once it is given more than `fails_after` bytes."""
+
+    blake2b = hashlib.blake2b
+
+    def __init__(self, fails_after: int, **options):
+        self.fails_after = fails_after
+        self._blake2 = self.blake2b(**options)
+
+    def update(self, data):
+        self.fails_after -= len(data)
+        if self.fails_after < 0:
+            raise MemoryError("hashing failed")
+        self._blake2.update(data)
+
+    def hexdigest(self):
+        return self._blake2.hexdigest()
+
+
+@pytest.mark.parametrize("fails_after", [MiB, 3 * MiB, 10 * MiB - 1])
+def test_a_hashing_thread_that_fails_discards_the_pending_file(store, monkeypatch, fails_after):
+    monkeypatch.setattr(hashlib, "blake2b", functools.partial(FailingBlake2, fails_after))
+    pending = store.begin()
+    with pytest.raises(MemoryError, match="hashing failed"):
+        for _ in range(10):
+            pending.write(b"x" * MiB)
+        pending.digests()
+
+    assert pending.discarded and os.listdir(store.tmp_dir) == []
+    with pytest.raises(ValueError, match="discarded"):
+        pending.commit()
+    assert committed(store) == [] and hashing_threads() == []
+
+
+def test_a_failed_write_discards_the_pending_file_and_its_threads(store, monkeypatch):
+    pending = store.begin()
+    pending.write(b"x" * (2 * MiB))
+    assert hashing_threads()
+
+    def full_disk(data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pending._file, "write", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        pending.write(b"y" * MiB)
+
+    assert pending.discarded and os.listdir(store.tmp_dir) == []
+    assert hashing_threads() == []
+
+
+def test_discard_halfway_through_a_large_upload_ends_its_threads(store):
+    with pytest.raises(ConnectionResetError):
+        with store.begin() as pending:
+            for _ in range(4):
+                pending.write(os.urandom(MiB))
+            assert hashing_threads()
+            raise ConnectionResetError("client went away")
+
+    assert os.listdir(store.tmp_dir) == [] and hashing_threads() == []
+
+
+def test_writing_after_the_digests_were_read_hashes_on(store):
+    first, second = os.urandom(2 * MiB), os.urandom(2 * MiB)
+    with store.begin() as pending:
+        pending.write(first)
+        assert pending.digests() == hashlib_digests(first)
+        pending.write(second)
+        assert pending.digests() == hashlib_digests(first + second)
