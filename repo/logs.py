@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 
 from gunicorn.glogging import Logger
 
@@ -25,6 +26,12 @@ _TOKEN = re.compile(r"(?:r|%72)(?:p|%70)(?:-|%2[Dd])(?:[A-Za-z0-9]|%[0-9A-Fa-f]{
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _ATOM = re.compile(r"%\(([^)]+)\)s")
 _SECRET_KEY = re.compile(r"authorization|x-auth|x_auth|cookie", re.IGNORECASE)
+
+
+class CutShort(Exception):
+    """Raised inside a response body to end the transfer before its last byte on purpose, so
+    that the client sees a failed download: gunicorn then logs its message as one line, not
+    the traceback of an unexpected error (repo.mirror.fetch.BrokenTransfer)."""
 
 
 def redact(text: str) -> str:
@@ -60,6 +67,15 @@ class RedactingLogger(Logger):
         self.logged = {key.lower() for key in _ATOM.findall(cfg.access_log_format)}
         for handler in self.error_log.handlers:
             handler.addFilter(RedactingFilter())
+
+    def exception(self, msg, *args, **kwargs) -> None:
+        """gunicorn's "Error handling request" and its traceback, but one line for a transfer
+        the app cut short on purpose (gunicorn closes the connection either way)."""
+        error = sys.exc_info()[1]
+        if isinstance(error, CutShort):
+            self.error_log.warning("Transfer cut short: %s", error)
+            return
+        super().exception(msg, *args, **kwargs)
 
     def atoms(self, resp, req, environ, request_time) -> dict:
         atoms = super().atoms(resp, req, environ, request_time)

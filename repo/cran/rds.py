@@ -1,14 +1,17 @@
-"""R's serialization format, written by hand for the two objects a CRAN-like repository serves:
-the PACKAGES.rds character matrix and src/contrib/Meta/archive.rds (cran.md §4).
+"""R's serialization format, by hand: written for the two objects a CRAN-like repository serves
+(the PACKAGES.rds character matrix and src/contrib/Meta/archive.rds, cran.md §4), and read for
+an upstream's archive.rds (`read_archive_index`). Pure: no Flask, no database.
 
-Some 100 lines of stdlib instead of the `rdata` package, which pulls in numpy, pandas and xarray
+Some 200 lines of stdlib instead of the `rdata` package, which pulls in numpy, pandas and xarray
 and writes neither a character matrix nor a data.frame without semi-private API (cran.md §4.3).
 """
 
 import functools
 import gzip
+import re
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple
 
 # XDR format version 2: read by every R >= 2.3, and version 3 only adds a native-encoding header
 # that strings marked ASCII/UTF-8 do not need. The writer version (R 4.2.2) is informational.
@@ -120,3 +123,143 @@ def _vector(kind: int, length: int, body: bytes, attributes: _Attributes = ()) -
         for name, value in attributes
     )
     return struct.pack(">2i", flags, length) + body + pairlist + _NULL
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+# base:::.standard_regexps() (R-exts 1.1.1): what a package's name and version may be, so that
+# no upstream row can name a file outside its package's directory.
+PACKAGE_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]")
+VERSION_PATTERN = re.compile(r"[0-9]+(?:[.-][0-9]+)+")
+# What reading a malformed or hostile serialization raises; the readers say ValueError instead.
+_MALFORMED = (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError,
+              struct.error)  # fmt: skip
+
+
+class RObject(NamedTuple):
+    """An R vector as read: its elements, and its attributes by name."""
+
+    values: list[Any]
+    attributes: dict[str, Any]
+
+
+class ArchivedFile(NamedTuple):
+    """One row of an archive.rds: a source archive of an older version of a package."""
+
+    package: str
+    filename: str  # "<package>_<version>.tar.gz" (or .bz2, .xz)
+    version: str
+    size: int | None  # None for NA
+    mtime: float | None  # Unix seconds; None for NA
+
+
+def unserialize(data: bytes) -> Any:
+    """What R's serialize() wrote to `data` (uncompressed XDR, format 2 or 3): None for NULL
+    and NA_character_, a str, an RObject, or a pairlist as [(tag, value), ...]. ValueError
+    when it is malformed or holds other objects."""
+    try:
+        return _Reader(data).item()
+    except _MALFORMED as error:
+        raise ValueError(str(error)) from None
+
+
+def read_archive_index(data: bytes) -> list[ArchivedFile]:
+    """The rows of an (uncompressed) archive.rds: a named list of file.info() data frames whose
+    row names are "<pkg>/<file>" (cran.md §4.4); a row that names no source archive of its
+    package is left out. ValueError when `data` is not such a list."""
+    top = unserialize(data)
+    try:
+        return list(_archived(top))
+    except _MALFORMED as error:
+        raise ValueError(str(error)) from None
+
+
+class _Reader:
+    """Just enough of R's unserialize() (R 4.2.2 src/main/serialize.c) for archive.rds: XDR
+    format 2 or 3; vectors, pairlists and symbols (references to them too). ALTREP and
+    closures are refused: no archive.rds R writes has them."""
+
+    _REFSXP, _NILVALUE = 255, 254
+    _INTEGERS = (_LGLSXP, _INTSXP)
+    _LATIN1 = 4 << 12  # the gp bits of a CHARSXP marked latin1
+
+    def __init__(self, data: bytes) -> None:
+        if not data.startswith(b"X\n"):
+            raise ValueError("not R's XDR serialization")
+        self.data, self.at, self.symbols = data, 2, []
+        format_version = self._ints(3)[0]
+        if format_version == 3:
+            (length,) = self._ints(1)
+            self.at += length  # the writer's native encoding, by name
+        elif format_version != 2:
+            raise ValueError(f"serialization format {format_version}")
+
+    def _ints(self, count: int, code: str = "i", size: int = 4) -> tuple[Any, ...]:
+        values = struct.unpack_from(f">{count}{code}", self.data, self.at)
+        self.at += count * size
+        return values
+
+    def item(self) -> Any:
+        (flags,) = self._ints(1)
+        kind, has_attributes, has_tag = flags & 0xFF, flags & _HAS_ATTR, flags & _HAS_TAG
+        if kind == self._NILVALUE:
+            return None
+        if kind == self._REFSXP:
+            return self.symbols[(flags >> 8 or self._ints(1)[0]) - 1]
+        if kind == _SYMSXP:
+            self.symbols.append(self.item())
+            return self.symbols[-1]
+        if kind == _LISTSXP:  # a pairlist: [(tag, value), ...]
+            if has_attributes:
+                self.item()
+            tag = self.item() if has_tag else None
+            value = self.item()
+            return [(tag, value), *(self.item() or [])]
+        if kind == _CHARSXP:
+            (length,) = self._ints(1)
+            if length == -1:
+                return None  # NA_character_
+            text = self.data[self.at : self.at + length]
+            if len(text) != length:
+                raise ValueError("a string longer than the data")
+            self.at += length
+            return text.decode("latin-1" if flags & self._LATIN1 else "utf-8")
+        return self._vector(kind, has_attributes)
+
+    def _vector(self, kind: int, has_attributes: int) -> RObject:
+        (length,) = self._ints(1)
+        if kind in self._INTEGERS:
+            values = list(self._ints(length))
+        elif kind == _REALSXP:
+            values = list(self._ints(length, "d", 8))
+        elif kind in (_STRSXP, _VECSXP):
+            values = [self.item() for _ in range(length)]
+        else:
+            raise ValueError(f"an R object of type {kind}")
+        return RObject(values, dict(self.item()) if has_attributes else {})
+
+
+def _archived(top: Any) -> Iterator[ArchivedFile]:
+    for package, frame in zip(top.attributes["names"].values, top.values, strict=True):
+        if not (PACKAGE_PATTERN.fullmatch(package or "") and isinstance(frame, RObject)):
+            continue
+        rows = frame.attributes.get("row.names")
+        if rows is None or not all(isinstance(name, str) for name in rows.values):
+            continue  # R's compact form c(NA, -n): no file names
+        columns = dict(zip(frame.attributes["names"].values, frame.values, strict=True))
+        unknown = RObject([None] * len(rows.values), {})
+        sizes, mtimes = columns.get("size", unknown).values, columns.get("mtime", unknown).values
+        file = re.compile(rf"{re.escape(package)}/({re.escape(package)}_"
+                          rf"({VERSION_PATTERN.pattern})\.tar\.(?:gz|bz2|xz))")  # fmt: skip
+        for name, size, mtime in zip(rows.values, sizes, mtimes, strict=True):
+            if (match := file.fullmatch(name)) is not None:
+                size, mtime = _known(size), _known(mtime)
+                if mtime is not None and not isinstance(mtime, int | float):
+                    raise TypeError(f"an mtime of {package} that is not a number")
+                yield ArchivedFile(package, match[1], match[2],
+                                   None if size is None else int(size), mtime)  # fmt: skip
+
+
+def _known(value: Any) -> Any:
+    """A number of an R vector, None for NA (a NaN, for doubles)."""
+    return None if value is None or value != value else value

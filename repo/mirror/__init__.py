@@ -8,8 +8,10 @@ The faces, one module each (shared/protocols/mirror.md has the requirements R0-R
   circuit breaker kept in the database, credentials to the source's host only.
 - fetch: single flight across threads and worker processes (a lease row per key), and the
   streaming of a file to its first client while it is stored and hashed.
-- pypi and cran: upstream pages and indexes turned into our rows and back into entries the
-  pypi/ and cran/ routes render; the routes ask these for what a channel lacks.
+- pypi_pages and cran: what the pypi/ and cran/ routes ask for what a channel lacks, answered
+  from stored rows (page state, entries, merged indexes, the private-name filter).
+- pypi and cran_indexes: asking upstream for pages and indexes, and storing what it says.
+- prefetch: filling the cache ahead of need, through the same paths.
 
 mirror/ imports the pypi/ and cran/ parsers and renderers, never their routes. Everything the
 cache knows lives in the database and the blob store, so a restart with the upstream gone still

@@ -20,7 +20,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from itertools import chain
 from typing import BinaryIO
@@ -30,10 +30,11 @@ from flask import Flask, Response, current_app, request, send_file
 
 from ..blobs import BlobStore, PendingBlob
 from ..db import now, transaction
-from ..errors import NotFound, RepoError
+from ..errors import NotFound
+from ..logs import CutShort
 from . import lease, settings
 from .settings import Mirror
-from .upstream import Refused, Upstream, UpstreamDown, client_for
+from .upstream import GONE, Refused, Upstream, UpstreamDown, bad_gateway, for_mirror, unavailable
 
 log = logging.getLogger("repo.mirror")
 
@@ -44,13 +45,13 @@ RENEW_EVERY = lease.TERM / 6
 TOUCH_EVERY = timedelta(minutes=1)  # last_download, for the LRU of R17, without a write each
 METADATA_LIMIT = 16 * 1024 * 1024
 ATTEMPTS = 3  # a lease that comes and goes between our looks: take it, follow it, or serve
-GONE = (404, 410)
 
 
-class BrokenTransfer(Exception):
+class BrokenTransfer(CutShort):
     """Raised inside a response body so that gunicorn closes the connection before the last
-    byte: pip and uv then see a failed download, never a wrong file (R14). Not an OSError,
-    which gunicorn would take for the client's own socket error."""
+    byte: pip and uv then see a failed download, never a wrong file (R14), and the log one
+    line (repo.logs). Not an OSError, which gunicorn would take for the client's own socket
+    error and not log at all."""
 
 
 def pypi_file(db: sqlite3.Connection, channel_id: int, sha256: str,
@@ -103,7 +104,7 @@ def serve(app: Flask, db: sqlite3.Connection, mirror: Mirror, row: sqlite3.Row,
         if lease.take(db, key, path=pending.path):
             # Taken after the last holder committed and released: this look is the truth.
             if _current(db, row)["blob_sha256"] is None:
-                relay = _Relay(db, row, key, pending, _upstream(app, db, mirror),
+                relay = _Relay(db, row, key, pending, for_mirror(app, db, mirror),
                                [row["url"], *fallbacks])  # fmt: skip
                 return _streamed(relay, relay.size, mimetype)
             lease.release(db, key)
@@ -111,8 +112,7 @@ def serve(app: Flask, db: sqlite3.Connection, mirror: Mirror, row: sqlite3.Row,
         tail = _Tail.follow(db, app.extensions["blobs"], row, key)
         if tail is not None:
             return _streamed(tail, row["size"], mimetype)
-    raise RepoError(f"Service Unavailable: '{row['filename']}' could not be fetched; try again",
-                    503, {"Retry-After": "1"})  # fmt: skip
+    raise unavailable(f"Service Unavailable: '{row['filename']}' could not be fetched; try again")
 
 
 def serve_metadata(app: Flask, db: sqlite3.Connection, mirror: Mirror,
@@ -125,21 +125,20 @@ def serve_metadata(app: Flask, db: sqlite3.Connection, mirror: Mirror,
         if wanted is None:
             raise NotFound(f"File '{row['filename']}.metadata' not found upstream")
         if wanted and "sha256" not in wanted:
-            raise _bad_gateway(f"no sha256 to check the metadata of '{row['filename']}' by")
+            raise bad_gateway(f"no sha256 to check the metadata of '{row['filename']}' by")
         with ExitStack() as stack, app.extensions["blobs"].begin() as pending:
-            response = _open(stack, _upstream(app, db, mirror), [row["url"] + ".metadata"],
+            response = _open(stack, for_mirror(app, db, mirror), [row["url"] + ".metadata"],
                              row["filename"])  # fmt: skip
             for chunk in response.iter_raw():
                 pending.write(chunk)
                 if pending.size > METADATA_LIMIT:
-                    raise _bad_gateway(f"the metadata of '{row['filename']}' is too large")
+                    raise bad_gateway(f"the metadata of '{row['filename']}' is too large")
             if wanted.get("sha256", pending.sha256) != pending.sha256:
-                raise _bad_gateway(f"the metadata of '{row['filename']}' has another sha256")
+                raise bad_gateway(f"the metadata of '{row['filename']}' has another sha256")
             if not _store(db, pending, "UPDATE mirror_files SET metadata_blob = ? WHERE id = ?"
                           " AND core_metadata IS ?",
                           (pending.sha256, row["id"], row["core_metadata"])):  # fmt: skip
-                raise RepoError("Service Unavailable: the upstream page changed; try again",
-                                503, {"Retry-After": "1"})  # fmt: skip
+                raise unavailable("Service Unavailable: the upstream page changed; try again")
         row = _current(db, row)
     return send_blob(row["metadata_blob"])
 
@@ -158,11 +157,6 @@ def _advertised(value: str | None) -> dict[str, str] | None:
     if parsed is True:
         return {}
     return parsed if isinstance(parsed, dict) else None
-
-
-def _upstream(app: Flask, db: sqlite3.Connection, mirror: Mirror) -> Upstream:
-    # The app's clock, as the page side's, so that all of them read the breaker alike.
-    return Upstream(client_for(app), db, mirror, clock=app.config.get("CLOCK", time.time))
 
 
 def _current(db: sqlite3.Connection, row: sqlite3.Row) -> sqlite3.Row:
@@ -198,10 +192,6 @@ def _streamed(body: _Relay | _Tail, size: int | None, mimetype: str) -> Response
     return response
 
 
-def _bad_gateway(reason: str) -> RepoError:
-    return RepoError(f"Bad Gateway: {reason}", 502)
-
-
 def _open(stack: ExitStack, upstream: Upstream, urls: Sequence[str],
           filename: str) -> httpx.Response:  # fmt: skip
     """The first of `urls` upstream answers 200 for, open in `stack`; errors as answers."""
@@ -211,15 +201,15 @@ def _open(stack: ExitStack, upstream: Upstream, urls: Sequence[str],
             response = attempt.enter_context(upstream.get(url, file=True))
         except UpstreamDown as error:
             message = f"{error.message}; '{filename}' is not cached here"
-            raise RepoError(message, 503, {"Retry-After": str(max(1, error.retry_after))}) from None
+            raise unavailable(message) from None
         except Refused as error:
-            raise _bad_gateway(str(error)) from None
+            raise bad_gateway(str(error)) from None
         if response.status_code == 200:
             stack.push(attempt)
             return response
         attempt.close()
         if response.status_code not in GONE:
-            raise _bad_gateway(f"HTTP {response.status_code} from upstream for '{filename}'")
+            raise bad_gateway(f"HTTP {response.status_code} from upstream for '{filename}'")
     raise NotFound(f"File '{filename}' not found upstream")
 
 
@@ -271,8 +261,8 @@ class _Relay:
         length = int(announced) if announced and announced.isdigit() else None
         size = self.row["size"]
         if None not in (size, length) and size != length:
-            raise _bad_gateway(f"upstream sends {length} bytes for '{self.row['filename']}'"
-                               f" but its index says {size}")  # fmt: skip
+            raise bad_gateway(f"upstream sends {length} bytes for '{self.row['filename']}'"
+                              f" but its index says {size}")  # fmt: skip
         return length if size is None else size
 
     def __iter__(self) -> Iterator[bytes]:
@@ -285,10 +275,13 @@ class _Relay:
 
     def close(self) -> None:
         """Called when the response ends: a client that went away, or never read, leaves
-        the download to finish here, for the cache and for the followers."""
-        with suppress(Exception):  # _pull logged it
+        the download to finish here, for the cache and for the followers. A failure is logged
+        here; with the client there, its BrokenTransfer was (one line each, R14)."""
+        try:
             for _ in self._body:
                 pass
+        except Exception as error:
+            log.warning("mirror file %s not cached: %s", self.row["filename"], error)
 
     def _pull(self) -> Iterator[bytes]:
         renewed = time.monotonic()
@@ -309,9 +302,6 @@ class _Relay:
                    " last_download = ? WHERE id = ? AND sha256 IS ? AND md5 IS ?",
                    (self.pending.sha256, moment, moment, self.row["id"], self.row["sha256"],
                     self.row["md5"]))  # fmt: skip
-        except Exception as error:
-            log.warning("mirror file %s not cached: %s", self.row["filename"], error)
-            raise
         finally:
             self._finish()
 

@@ -61,6 +61,11 @@ def _mirror(row: sqlite3.Row) -> Mirror:
     )  # fmt: skip
 
 
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise Invalid(f"Invalid type '{kind}': use pypi or cran")
+
+
 def check_source(source: str) -> str:
     """An upstream root URL: http(s), with a host, no credentials in it (they are options)."""
     parts = urlsplit(source)
@@ -77,8 +82,7 @@ def create(db: sqlite3.Connection, channel_id: int, kind: str, source: str, *,
            ttl: timedelta | None = None, mode: str = "passive", file_hosts: tuple[str, ...] = (),
            username: str | None = None, password: str | None = None) -> Mirror:  # fmt: skip
     """Give the channel an upstream for `kind`; Conflict when it has one already."""
-    if kind not in KINDS:
-        raise Invalid(f"Invalid type '{kind}': use pypi or cran")
+    _check_kind(kind)
     if mode not in MODES:
         raise Invalid(f"Invalid mode '{mode}': use passive or active")
     seconds = int((ttl or DEFAULT_TTL[kind]).total_seconds())
@@ -160,8 +164,7 @@ def add_rule(db: sqlite3.Connection, channel_id: int, kind: str, pattern: str,
     """Reserve a name or prefix (`acme-*`), or merge upstream releases into a private name."""
     if rule not in RULES:
         raise Invalid(f"Invalid rule '{rule}'")
-    if kind not in KINDS:
-        raise Invalid(f"Invalid type '{kind}': use pypi or cran")
+    _check_kind(kind)
     prefix, star, rest = pattern.partition("*")
     prefix = normalized(kind, prefix)
     if not _NAME[kind].fullmatch(prefix) or rest or (star and rule == "merge"):

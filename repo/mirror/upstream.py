@@ -5,6 +5,8 @@ A client's request never makes the server fetch a URL of the client's choosing: 
 fetched here comes from the admin's source or from an upstream page, and is checked against
 the mirror's hosts (mirror.md R16), redirects included. Failures (refused, timeouts, 5xx, 429)
 open the breaker for 30 s, doubling up to 300 s while they go on (R7); 404 and 410 are answers.
+Every side builds its Upstream with `for_mirror`, on the app's clock (`clock_of`), and tells its
+client about upstream trouble with `unavailable` (503) or `bad_gateway` (502).
 """
 
 from __future__ import annotations
@@ -20,12 +22,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from ..db import now, transaction
+from ..errors import RepoError
 from .settings import Mirror
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 log = logging.getLogger("repo.mirror")
 
@@ -37,6 +44,7 @@ except PackageNotFoundError:  # a zipapp or a checkout that was never installed
 # pip gives up after 15 s and retries five times (mirror.md facts 5, R3).
 CONNECT_TIMEOUT = 3.0
 PAGE_TIMEOUT = 5.0
+STALE_TIMEOUT = 2.0
 # A file: large wheels on slow links are legitimate, so no total deadline, only inactivity.
 FILE_READ_TIMEOUT = 30.0
 MAX_REDIRECTS = 5
@@ -46,6 +54,7 @@ FAILURES_TO_OPEN = 3  # consecutive 5xx/429 answers; one refused or timed-out co
 # PyPI serves its files from another host; a mirror of PyPI may fetch from it without being told.
 KNOWN_FILE_HOSTS = {"pypi.org": ("files.pythonhosted.org",)}
 FAILURE_STATUSES = frozenset({429}) | frozenset(range(500, 600))
+GONE = (404, 410)  # answers, not failures: the page or file is not there (R9)
 
 
 class UpstreamDown(Exception):
@@ -267,7 +276,64 @@ class Upstream:
         return headers
 
 
-def client_for(app) -> httpx.Client:
+def conditional(page: sqlite3.Row | None) -> dict[str, str]:
+    """If-None-Match, else If-Modified-Since, from what upstream last sent for a page we
+    found (a mirror_pages row), so that an unchanged page costs a 304 (R1)."""
+    if page is None or page["state"] != "found":
+        return {}
+    if page["etag"]:
+        return {"If-None-Match": page["etag"]}
+    return {"If-Modified-Since": page["last_modified"]} if page["last_modified"] else {}
+
+
+def read_limited(response: httpx.Response, limit: int, what: str) -> bytes | None:
+    """The whole body as httpx decodes it (a Content-Encoding undone), or None as soon as it
+    passes `limit` bytes: a bound on what a hostile upstream can make us hold. An upstream
+    that breaks off mid-body (a read timeout, a cut connection, bad gzip) is down."""
+    chunks, size = [], 0
+    try:
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+    except httpx.RequestError as error:
+        source = _shown(str(response.request.url))
+        raise UpstreamDown(f"Upstream {source} broke off {what} ({type(error).__name__})",
+                           CLIENT_RETRY_AFTER) from None  # fmt: skip
+    return b"".join(chunks)
+
+
+# pip 26 sleeps Retry-After before each of its five retries of a 503 (measured: 30 s apiece for
+# Retry-After: 30, the breaker's first interval), uv ignores it: one second lets pip give up in
+# about 5 s with our message, where the breaker's time left would hang it for minutes (R6, R7).
+CLIENT_RETRY_AFTER = 1
+
+
+def unavailable(message: str) -> RepoError:
+    """The client's 503 when upstream cannot be asked: `message` as the reason phrase, and
+    a Retry-After of CLIENT_RETRY_AFTER (R6)."""
+    return RepoError(message, 503, {"Retry-After": str(CLIENT_RETRY_AFTER)})
+
+
+def bad_gateway(reason: str) -> RepoError:
+    """The client's 502 when upstream answered with something we cannot use."""
+    return RepoError(f"Bad Gateway: {reason}", 502)
+
+
+def clock_of(app: Flask) -> Callable[[], float]:
+    """The app's clock (config "CLOCK", epoch seconds), so that tests of TTLs and the breaker
+    need not sleep (mirror.md R-T3)."""
+    return app.config.get("CLOCK", time.time)
+
+
+def for_mirror(app: Flask, db: sqlite3.Connection, mirror: Mirror) -> Upstream:
+    """Requests to `mirror`'s upstream on the worker's pool and the app's clock, the one way
+    every side (pages, indexes, files) makes them, so that all read the breaker alike."""
+    return Upstream(client_for(app), db, mirror, clock=clock_of(app))
+
+
+def client_for(app: Flask) -> httpx.Client:
     """The worker process's connection pool, shared by its threads (httpx.Client is
     thread-safe), made on first use after gunicorn forked; redirects are followed by hand in
     Upstream.get, so that each is checked. The environment's proxies are not used: the admin
