@@ -27,7 +27,7 @@ from .. import accounts
 from ..accounts import ANONYMOUS, TokenRefused
 from ..auth import TOKEN_PASSWORD, TOKEN_USERS
 from ..db import connection_for
-from ..mirror import pypi as mirror
+from ..mirror import pypi_pages as mirror
 from ..responses import API_HEADERS
 from . import routes, simple
 

@@ -10,7 +10,8 @@ from .. import auth, files, responses
 from ..db import get_db
 from ..errors import NotFound, RepoError
 from ..mirror import fetch
-from ..mirror import pypi as mirror
+from ..mirror import pypi as mirror_pypi
+from ..mirror import pypi_pages as mirror
 from ..pagecache import PageCache
 from . import simple
 
@@ -104,7 +105,7 @@ def project_page(channel: str, project: str):
     content_type = _negotiated_format()
     app = current_app._get_current_object()
     # A mirror's page past its TTL is asked for upstream first (mirror.md R1, R3, R6).
-    snapshot = mirror.page_state(app, target, normalized) or mirror.revalidate(
+    snapshot = mirror.page_state(app, target, normalized) or mirror_pypi.revalidate(
         app, target, normalized
     )
 
