@@ -111,7 +111,9 @@ CREATE TABLE IF NOT EXISTS used_filenames (
 
 -- An upstream index a channel mirrors (a pull-through cache), at most one per side. The
 -- credentials are sent to the source's host only and never shown or logged; the rest of the
--- row is the upstream's health (last success, last error, the circuit breaker).
+-- row is the upstream's health (last success, last error, the circuit breaker). `quota`:
+-- bytes of cached mirror-only files kept (least recently downloaded evicted first, R17);
+-- `min_age`: seconds an upstream file's upload-time must be past to be offered (R21).
 CREATE TABLE IF NOT EXISTS mirrors (
     id            INTEGER PRIMARY KEY,
     channel_id    INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
@@ -129,6 +131,8 @@ CREATE TABLE IF NOT EXISTS mirrors (
     failures      INTEGER NOT NULL DEFAULT 0,
     open_until    REAL NOT NULL DEFAULT 0,
     open_for      REAL NOT NULL DEFAULT 0,
+    quota         INTEGER,
+    min_age       INTEGER,
     UNIQUE (channel_id, kind)
 );
 

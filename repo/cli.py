@@ -193,15 +193,20 @@ def _duration(_ctx, _param, value: str | None):
               help="Another host the upstream's files live on (repeatable).")  # fmt: skip
 @click.option("--username", help="Upstream user name (sent to the source's host only).")
 @click.option("--password", help="Upstream password or token (never shown or logged).")
+@click.option("--quota", metavar="SIZE", callback=lambda _c, _p, v: v and settings.parse_size(v),
+              help="Keep at most this many bytes of cached files (50G, 500M), evicting the"
+                   " least recently downloaded.")  # fmt: skip
+@click.option("--min-age", "min_age", metavar="DURATION", callback=_duration,
+              help="Hide upstream files uploaded less recently (7d; pypi only).")  # fmt: skip
 @click.pass_obj
 def mirror_create(obj: _Context, channel_name: str, kind: str, source: str, ttl, mode: str,
-                  file_hosts: tuple[str, ...], username: str | None,
-                  password: str | None) -> None:  # fmt: skip
+                  file_hosts: tuple[str, ...], username: str | None, password: str | None,
+                  quota: int | None, min_age) -> None:  # fmt: skip
     """Make CHANNEL mirror an upstream index of one type."""
     db = obj.db()
     made = settings.create(db, _channel(db, channel_name)["id"], kind, source, ttl=ttl,
                            mode=mode, file_hosts=file_hosts, username=username,
-                           password=password)  # fmt: skip
+                           password=password, quota=quota, min_age=min_age)  # fmt: skip
     click.echo(f"Channel '{channel_name}' mirrors {made.source} ({kind}, ttl {made.ttl} s)")
 
 
@@ -219,8 +224,11 @@ def mirror_list(obj: _Context, channel_name: str | None, as_json: bool) -> None:
     for row in rows:
         state = f"error {row['last_error']}" if row["last_error"] else "ok"
         cached = f"{row['cached_projects']} cached, {row['cached_bytes']} bytes"
+        if row["quota"] is not None:
+            cached += f" (quota {row['quota']})"
+        age = f"  min-age {row['min_age']}s" if row["min_age"] is not None else ""
         click.echo(f"{row['channel']:<16} {row['type']:<5} {row['source']:<40}"
-                   f" ttl {row['ttl']}s  {cached}  {state}")  # fmt: skip
+                   f" ttl {row['ttl']}s{age}  {cached}  {state}")  # fmt: skip
 
 
 @mirror.command("remove")

@@ -52,7 +52,9 @@ def _add_mirrors(connection: sqlite3.Connection) -> None:
 _MIRROR_TABLES = """
 -- An upstream index a channel mirrors (a pull-through cache), at most one per side. The
 -- credentials are sent to the source's host only and never shown or logged; the rest of the
--- row is the upstream's health (last success, last error, the circuit breaker).
+-- row is the upstream's health (last success, last error, the circuit breaker). `quota`:
+-- bytes of cached mirror-only files kept (least recently downloaded evicted first, R17);
+-- `min_age`: seconds an upstream file's upload-time must be past to be offered (R21).
 CREATE TABLE mirrors (
     id            INTEGER PRIMARY KEY,
     channel_id    INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
@@ -70,6 +72,8 @@ CREATE TABLE mirrors (
     failures      INTEGER NOT NULL DEFAULT 0,
     open_until    REAL NOT NULL DEFAULT 0,
     open_for      REAL NOT NULL DEFAULT 0,
+    quota         INTEGER,
+    min_age       INTEGER,
     UNIQUE (channel_id, kind)
 );
 

@@ -12,6 +12,7 @@ The faces, one module each (shared/protocols/mirror.md has the requirements R0-R
   from stored rows (page state, entries, merged indexes, the private-name filter).
 - pypi and cran_indexes: asking upstream for pages and indexes, and storing what it says.
 - prefetch: filling the cache ahead of need, through the same paths.
+- quota: a mirror's size quota, least recently downloaded files evicted after each fetch.
 
 mirror/ imports the pypi/ and cran/ parsers and renderers, never their routes. Everything the
 cache knows lives in the database and the blob store, so a restart with the upstream gone still

@@ -32,9 +32,18 @@ from ..blobs import BlobStore, PendingBlob
 from ..db import now, transaction
 from ..errors import NotFound
 from ..logs import CutShort
-from . import lease, settings
+from . import lease, quota, settings
 from .settings import Mirror
-from .upstream import GONE, Refused, Upstream, UpstreamDown, bad_gateway, for_mirror, unavailable
+from .upstream import (
+    GONE,
+    Refused,
+    Upstream,
+    UpstreamDown,
+    bad_gateway,
+    clock_of,
+    for_mirror,
+    unavailable,
+)
 
 log = logging.getLogger("repo.mirror")
 
@@ -57,7 +66,8 @@ class BrokenTransfer(CutShort):
 def pypi_file(db: sqlite3.Connection, channel_id: int, sha256: str,
               filename: str) -> tuple[Mirror, sqlite3.Row] | None:  # fmt: skip
     """The upstream file a channel's files URL names, if its mirror lists one; never one of a
-    private or reserved name (R23), NotFound for a quarantined project (R20)."""
+    private or reserved name (R23), NotFound for a quarantined project (R20) or a file younger
+    than the mirror's min_age (R21, by the app's clock)."""
     mirror = settings.find(db, channel_id, "pypi")
     if mirror is None:
         return None
@@ -73,7 +83,18 @@ def pypi_file(db: sqlite3.Connection, channel_id: int, sha256: str,
     ).fetchone()
     if page is not None and page["status"] == "quarantined":
         raise NotFound(f"Project '{row['project']}' is quarantined upstream (PEP 792)")
+    if _too_young(db, mirror, row):
+        raise NotFound(f"File '{filename}' is newer than the channel's minimum age")
     return mirror, row
+
+
+def _too_young(db: sqlite3.Connection, mirror: Mirror, row: sqlite3.Row) -> bool:
+    """Whether the mirror's minimum age hides the file now, as its pages do (R21)."""
+    cutoff = settings.cutoff(mirror.min_age, clock_of(current_app)())
+    if cutoff is None:
+        return False
+    query = f"SELECT {settings.YOUNG} FROM mirror_files WHERE id = ?"
+    return bool(db.execute(query, (cutoff, row["id"])).fetchone()[0])
 
 
 def send_blob(sha256: str, mimetype: str = OCTET) -> Response:
@@ -96,8 +117,12 @@ def serve(app: Flask, db: sqlite3.Connection, mirror: Mirror, row: sqlite3.Row,
     for _ in range(ATTEMPTS):
         row = _current(db, row)
         if row["blob_sha256"] is not None:
+            try:
+                response = send_blob(row["blob_sha256"], mimetype)
+            except FileNotFoundError:  # evicted (R17) since we looked: look again
+                continue
             _touch(db, row)
-            return send_blob(row["blob_sha256"], mimetype)
+            return response
         if request.method == "HEAD":
             return _head(row, mimetype)
         pending = app.extensions["blobs"].begin()
@@ -105,7 +130,7 @@ def serve(app: Flask, db: sqlite3.Connection, mirror: Mirror, row: sqlite3.Row,
             # Taken after the last holder committed and released: this look is the truth.
             if _current(db, row)["blob_sha256"] is None:
                 relay = _Relay(db, row, key, pending, for_mirror(app, db, mirror),
-                               [row["url"], *fallbacks])  # fmt: skip
+                               [row["url"], *fallbacks], app.extensions["blobs"])  # fmt: skip
                 return _streamed(relay, relay.size, mimetype)
             lease.release(db, key)
         pending.discard()
@@ -245,8 +270,8 @@ class _Relay:
     verified and committed (R14)."""
 
     def __init__(self, db: sqlite3.Connection, row: sqlite3.Row, key: str, pending: PendingBlob,
-                 upstream: Upstream, urls: Sequence[str]) -> None:  # fmt: skip
-        self.db, self.row, self.key, self.pending = db, row, key, pending
+                 upstream: Upstream, urls: Sequence[str], store: BlobStore) -> None:  # fmt: skip
+        self.db, self.row, self.key, self.pending, self.store = db, row, key, pending, store
         self._stack = ExitStack()
         try:
             self.response = _open(self._stack, upstream, urls, row["filename"])
@@ -298,12 +323,21 @@ class _Relay:
                 yield chunk
             self._verify()
             moment = now()
-            _store(self.db, self.pending, "UPDATE mirror_files SET blob_sha256 = ?, fetched = ?,"
-                   " last_download = ? WHERE id = ? AND sha256 IS ? AND md5 IS ?",
-                   (self.pending.sha256, moment, moment, self.row["id"], self.row["sha256"],
-                    self.row["md5"]))  # fmt: skip
+            if _store(self.db, self.pending, "UPDATE mirror_files SET blob_sha256 = ?,"
+                      " fetched = ?, last_download = ? WHERE id = ? AND sha256 IS ? AND md5 IS ?",
+                      (self.pending.sha256, moment, moment, self.row["id"], self.row["sha256"],
+                       self.row["md5"])):  # fmt: skip
+                self._evict()
         finally:
             self._finish()
+
+    def _evict(self) -> None:
+        """The quota (R17), once this file is cached: a failure here is logged, and the
+        client, whose file is stored, still gets all of it."""
+        try:
+            quota.enforce(self.db, self.store, self.row["mirror_id"], keep=self.row["id"])
+        except (sqlite3.Error, OSError) as error:
+            log.warning("mirror quota not enforced after %s: %s", self.row["filename"], error)
 
     def _verify(self) -> None:
         """The size, then the sha256, else the md5 (CRAN's MD5sum); a row with neither (a

@@ -24,6 +24,7 @@ from ..errors import Invalid, RepoError
 from . import cran as mirror_cran
 from . import fetch, settings
 from . import pypi as mirror_pypi
+from .upstream import clock_of
 
 
 @dataclass
@@ -64,7 +65,8 @@ def python(app: Flask, channel: sqlite3.Row, wanted: list[Requirement],
             continue
         mirror = settings.find(db, channel["id"], "pypi")
         assert mirror is not None  # refresh refuses a channel without one
-        rows = _newest(db, mirror.id, requirement)
+        moment = clock_of(app)()
+        rows = _newest(db, mirror.id, requirement, settings.cutoff(mirror.min_age, moment))
         if not rows:
             outcome.problems += 1
             say(f"{requirement}: no version upstream matches")
@@ -74,11 +76,13 @@ def python(app: Flask, channel: sqlite3.Row, wanted: list[Requirement],
     return outcome
 
 
-def _newest(db: sqlite3.Connection, mirror_id: int,
-            requirement: Requirement) -> list[sqlite3.Row]:  # fmt: skip
+def _newest(db: sqlite3.Connection, mirror_id: int, requirement: Requirement,
+            cutoff: float | None) -> list[sqlite3.Row]:  # fmt: skip
+    """Never a file the mirror's minimum age hides (R21), which it would not serve."""
     rows = db.execute(
-        "SELECT * FROM mirror_files WHERE mirror_id = ? AND project = ? AND listed = 1",
-        (mirror_id, canonicalize_name(requirement.name)),
+        "SELECT * FROM mirror_files WHERE mirror_id = ? AND project = ? AND listed = 1"
+        f" AND NOT {settings.YOUNG}",
+        (mirror_id, canonicalize_name(requirement.name), cutoff),
     ).fetchall()
     pinned = any(spec.operator in ("==", "===") for spec in requirement.specifier)
     by_version: dict[Version, list[sqlite3.Row]] = {}

@@ -86,7 +86,8 @@ def revalidate(app: Flask, channel: sqlite3.Row, name: str) -> pages.Snapshot:
     row = pages.stored_page(db, mirror.id, name)
     if row is not None:
         failed = check.error is not None
-        return pages.cached(db, row, down=failed, cache=pages.DOWN if failed else pages.STALE)
+        return pages.cached(db, row, clock_of(app)(), down=failed,
+                            cache=pages.DOWN if failed else pages.STALE)  # fmt: skip
     if files.package_files(db, channel["id"], pages.KIND, name):
         # A merged name: the upstream's trouble never hides the channel's own files (R26).
         return pages.own_files_only(mirror.id)

@@ -39,6 +39,7 @@ class Snapshot:
     status: str = "active"
     status_reason: str | None = None
     held_only: bool = False  # the upstream is down: list only files we hold (R8)
+    cutoff: float | None = None  # R21: files uploaded after it (epoch seconds) are not listed
     cache: str | None = None  # the X-Repo-Cache header, if any
 
 
@@ -69,7 +70,7 @@ def page_state(app: Flask, channel: sqlite3.Row, name: str) -> Snapshot | None:
     down = row["open_until"] > moment
     if not down and not is_fresh(row, mirror, moment):
         return None
-    return cached(db, row, down)
+    return cached(db, row, moment, down)
 
 
 def contents(db: sqlite3.Connection, channel: sqlite3.Row, name: str,
@@ -89,8 +90,8 @@ def contents(db: sqlite3.Connection, channel: sqlite3.Row, name: str,
     held = " AND blob_sha256 IS NOT NULL" if snapshot.held_only else ""
     rows = db.execute(
         "SELECT * FROM mirror_files WHERE mirror_id = ? AND project = ? AND listed = 1"
-        f"{held} ORDER BY id",
-        (snapshot.mirror_id, name),
+        f"{held} AND NOT {settings.YOUNG} ORDER BY id",
+        (snapshot.mirror_id, name, snapshot.cutoff),
     )
     taken = {entry.filename for entry in own}
     mirrored = [_mirrored(row) for row in rows if row["filename"] not in taken]
@@ -138,9 +139,10 @@ def upstream_for(db: sqlite3.Connection, channel: sqlite3.Row,
 
 
 def stored_page(db: sqlite3.Connection, mirror_id: int, name: str) -> sqlite3.Row | None:
-    """What upstream last said of `name` (its mirror_pages row), with the breaker's open_until."""
+    """What upstream last said of `name` (its mirror_pages row), with the breaker's open_until
+    and the mirror's min_age."""
     return db.execute(
-        "SELECT mirror_pages.*, mirrors.open_until FROM mirror_pages"
+        "SELECT mirror_pages.*, mirrors.open_until, mirrors.min_age FROM mirror_pages"
         " JOIN mirrors ON mirrors.id = mirror_pages.mirror_id"
         " WHERE mirror_id = ? AND key = ?",
         (mirror_id, name),
@@ -154,9 +156,11 @@ def is_fresh(row: sqlite3.Row, mirror: settings.Mirror, moment: float) -> bool:
     return row["checked"] + ttl > moment
 
 
-def cached(db: sqlite3.Connection, row: sqlite3.Row, down: bool,
+def cached(db: sqlite3.Connection, row: sqlite3.Row, moment: float, down: bool,
            cache: str | None = None) -> Snapshot:  # fmt: skip
-    """A stored page's snapshot; `down` lists only the files we hold, which then count."""
+    """A stored page's snapshot at `moment` (the app's clock); `down` lists only the files we
+    hold, which then count. With a minimum age (R21), so do the files still too young: the
+    page changes as each comes of age, though upstream's did not."""
     held = 0
     if down:
         held = db.execute(
@@ -164,10 +168,20 @@ def cached(db: sqlite3.Connection, row: sqlite3.Row, down: bool,
             " AND listed = 1 AND blob_sha256 IS NOT NULL",
             (row["mirror_id"], row["key"]),
         ).fetchone()[0]
+    cutoff = settings.cutoff(row["min_age"], moment)
+    state = row["changed"]
+    if cutoff is not None:
+        young = db.execute(
+            "SELECT count(*) FROM mirror_files WHERE mirror_id = ? AND project = ?"
+            f" AND listed = 1 AND {settings.YOUNG}",
+            (row["mirror_id"], row["key"], cutoff),
+        ).fetchone()[0]
+        state = f"{state}:{young}"
     return Snapshot(
-        token=_token(row["mirror_id"], row["changed"], held if down else -1),
+        token=_token(row["mirror_id"], state, held if down else -1),
         mirror_id=row["mirror_id"], found=row["state"] == "found", status=row["status"],
-        status_reason=row["status_reason"], held_only=down, cache=DOWN if down else cache,
+        status_reason=row["status_reason"], held_only=down, cutoff=cutoff,
+        cache=DOWN if down else cache,
     )  # fmt: skip
 
 

@@ -23,8 +23,13 @@ MODES = ("passive", "active")
 # mirror.md R1 and R28: PyPI's own max-age; R caches an index for an hour per session.
 DEFAULT_TTL = {"pypi": timedelta(minutes=10), "cran": timedelta(hours=1)}
 RULES = ("reserve", "merge")
+# R21, in SQL over mirror_files: whether a file's upload-time is after the cutoff bound to its
+# one parameter (epoch seconds; NULL for none). One without a readable upload-time never is.
+YOUNG = "coalesce((julianday(upload_time) - 2440587.5) * 86400.0 > ?, 0)"
 # The characters of a name on each side (PEP 503 normalized; R's package names).
 _NAME = {"pypi": re.compile(r"[a-z0-9][a-z0-9._-]*"), "cran": re.compile(r"[A-Za-z][A-Za-z0-9.]*")}
+_SIZE = re.compile(r"(\d+)([KMGT]?)(?:i?B)?", re.IGNORECASE)
+_SIZE_UNITS = {"": 0, "k": 10, "m": 20, "g": 30, "t": 40}
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,8 @@ class Mirror:
     mode: str
     username: str | None
     password: str | None
+    quota: int | None = None  # bytes of mirror-only cached files kept (R17)
+    min_age: int | None = None  # seconds an upload-time must be past to be offered (R21)
 
     def public(self) -> dict:
         """What may be shown to the channel's owners: never the credentials."""
@@ -50,6 +57,8 @@ class Mirror:
             "ttl": self.ttl,
             "mode": self.mode,
             "credentials": self.username is not None or self.password is not None,
+            "quota": self.quota,
+            "min_age": self.min_age,
         }
 
 
@@ -57,13 +66,28 @@ def _mirror(row: sqlite3.Row) -> Mirror:
     return Mirror(
         id=row["id"], channel_id=row["channel_id"], kind=row["kind"], source=row["source"],
         file_hosts=tuple(json.loads(row["file_hosts"])), ttl=row["ttl"], mode=row["mode"],
-        username=row["username"], password=row["password"],
+        username=row["username"], password=row["password"], quota=row["quota"],
+        min_age=row["min_age"],
     )  # fmt: skip
+
+
+def cutoff(min_age: int | None, moment: float) -> float | None:
+    """The upload-time (epoch seconds) after which a file is too young to offer at `moment`
+    (R21); None when the mirror has no minimum age."""
+    return None if min_age is None else moment - min_age
 
 
 def _check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise Invalid(f"Invalid type '{kind}': use pypi or cran")
+
+
+def parse_size(text: str) -> int:
+    """`50G`, `500M`, `64K` or plain bytes: binary units (1G = 2**30 bytes), K to T."""
+    match = _SIZE.fullmatch((text or "").strip())
+    if not match:
+        raise Invalid(f"Invalid size '{text}': use a number and K, M, G or T, e.g. 50G")
+    return int(match[1]) << _SIZE_UNITS[match[2].lower()]
 
 
 def check_source(source: str) -> str:
@@ -80,9 +104,21 @@ def check_source(source: str) -> str:
 
 def create(db: sqlite3.Connection, channel_id: int, kind: str, source: str, *,
            ttl: timedelta | None = None, mode: str = "passive", file_hosts: tuple[str, ...] = (),
-           username: str | None = None, password: str | None = None) -> Mirror:  # fmt: skip
-    """Give the channel an upstream for `kind`; Conflict when it has one already."""
+           username: str | None = None, password: str | None = None, quota: int | None = None,
+           min_age: timedelta | None = None) -> Mirror:  # fmt: skip
+    """Give the channel an upstream for `kind`; Conflict when it has one already.
+
+    `quota`: bytes of cached files the mirror alone holds, past which the least recently
+    downloaded are evicted (R17). `min_age`: upstream files uploaded less long ago are not
+    offered (R21); pypi only, as CRAN indexes carry no upload time.
+    """
     _check_kind(kind)
+    if quota is not None and quota < 1:
+        raise Invalid("Invalid quota: at least 1 byte")
+    age = None if min_age is None else int(min_age.total_seconds())
+    if age is not None and (age < 1 or kind != "pypi"):
+        raise Invalid("Invalid --min-age: at least 1 second, for a pypi upstream only (CRAN"
+                      " indexes carry no upload time)")  # fmt: skip
     if mode not in MODES:
         raise Invalid(f"Invalid mode '{mode}': use passive or active")
     seconds = int((ttl or DEFAULT_TTL[kind]).total_seconds())
@@ -95,9 +131,9 @@ def create(db: sqlite3.Connection, channel_id: int, kind: str, source: str, *,
         with transaction(db):
             db.execute(
                 "INSERT INTO mirrors (channel_id, kind, source, file_hosts, ttl, mode, username,"
-                " password, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " password, created, quota, min_age) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (channel_id, kind, check_source(source), json.dumps(hosts), seconds, mode,
-                 username, password, now()),
+                 username, password, now(), quota, age),
             )  # fmt: skip
     except sqlite3.IntegrityError:
         raise Conflict(f"The channel already mirrors a {kind} upstream: remove it first") from None
