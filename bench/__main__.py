@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import big, corpus, environment, python_side, r, report
+from . import big, corpus, environment, mirrors, python_side, r, report
 from .peers import DevpiServer, PypiServer, htpasswd
 from .report import Results
 from .scale import FULL, QUICK, SMOKE, MiB, Scale
@@ -27,9 +27,11 @@ LOAD_KEYS = ("load_total", "load_first", "load_last")
 READ_KEYS = ("simple_rps", "simple_p99", "root_p50", "pip_install", "uv_install", "download", "pss")
 DOWNLOAD_PROJECT = "bench-download"
 BIG_PROJECT = "bench-big"
+MIRROR_BIG_PROJECT = "bench-mirror-big"
 CLOCK = time.monotonic()
 SMOKE_MODE = (
-    " (smoke mode: every measurement ran once at a tiny size; pypiserver and devpi left out,"
+    " (smoke mode: every measurement ran once at a tiny size; pypiserver, devpi and proxpi left"
+    " out,"
     " they install from PyPI; the figures mean nothing)"
 )
 
@@ -96,9 +98,25 @@ def load(server: Service, work: python_side.Workload, results: Results, workdir:
 def run(
     scale: Scale, skip: set[str], cache: Path, workdir: Path, results: Results
 ) -> dict[str, str]:
-    """repo beside nginx (the targets are ratios to it), then each peer alone; returns the
-    peers' versions."""
+    """The mirrors' upstream for the whole run; repo beside nginx (the targets are ratios to
+    it), then each peer alone; returns the peers' versions."""
     work = prepare(scale, cache)
+    upstream = mirrors.Upstream(workdir, htpasswd=Path())
+    say(f"upstream: {scale.big_mib} MiB file for the mirrors, starting")
+    mirror_big = corpus.big_wheel(workdir, MIRROR_BIG_PROJECT, scale.big_mib * MiB)
+    python_side.load_nginx(upstream, work, [mirror_big])
+    try:
+        upstream.start()
+        return run_servers(work, skip, workdir, results, upstream, mirror_big)
+    finally:
+        upstream.stop()
+
+
+def run_servers(
+    work: python_side.Workload, skip: set[str], workdir: Path, results: Results,
+    upstream: mirrors.Upstream, mirror_big: Path,
+) -> dict[str, str]:  # fmt: skip
+    scale = work.scale
     passwords = htpasswd(workdir / "htpasswd")
     repo = RepoServer(workdir, max_upload_mb=scale.big_mib + 64)
     nginx = NginxServer(workdir, passwords)
@@ -115,6 +133,10 @@ def run(
         keys = ("big_pss_delta", "big_rss_peak", "big_upload", "big_download")
         results.attempt("repo", keys, lambda: big.upload_and_download(repo, path, BIG_PROJECT))
         path.unlink()
+        say("repo: mirror channels of the upstream (the upstream's own figures first)")
+        mirrors.upstream_figures(upstream, work, mirror_big, results, workdir)
+        mirror = mirrors.RepoMirror(repo, upstream)
+        mirrors.measure_all(mirror, upstream, work, mirror_big, results, workdir)
         say(f"repo: R channel of {scale.r_packages} packages")
         if r.prepare(repo, scale, results, workdir):
             r.copy_index(repo, nginx)
@@ -133,6 +155,13 @@ def run(
 
         side_by_side([peer], results, alone)
         versions.update(peer.versions)
+    mirror_dir = workdir / "mirrors"
+    for mirror in (mirrors.DevpiMirror(mirror_dir, upstream), mirrors.Proxpi(mirror_dir, upstream)):
+        if mirror.name in skip:
+            continue
+        say(f"{mirror.name}: mirror of the upstream")
+        mirrors.alone(mirror, upstream, work, mirror_big, results, workdir)
+        versions.update(mirror.versions)
     return versions
 
 
@@ -141,9 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     size = parser.add_mutually_exclusive_group()
     quick = "500 projects, 2000 R packages, a 100 MiB file: for iterating"
     size.add_argument("--quick", action="store_true", help=quick)
-    smoke = "every measurement once at a tiny size, offline, without pypiserver and devpi"
+    smoke = "every measurement once at a tiny size, offline, without pypiserver, devpi, proxpi"
     size.add_argument("--smoke", action="store_true", help=f"{smoke} (make test); needs --output")
-    peers = ("pypiserver", "devpi", "nginx")
+    peers = ("pypiserver", "devpi", "proxpi", "nginx")
     parser.add_argument("--skip", action="append", default=[], choices=peers, help="leave out")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, data)")
     # A quick run never overwrites the full run's figures; a smoke run's are not figures.
@@ -164,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         # milliseconds: a cache in the work dir leaves nothing behind in the checkout and
         # never replaces the other sizes' cached download file.
         scale, mode, cache = SMOKE, SMOKE_MODE, workdir / "cache"
-        skip |= {"pypiserver", "devpi"}
+        skip |= {"pypiserver", "devpi", "proxpi"}
     results = Results()
     load_before = environment.load_average()
     say(f"work dir {workdir}")

@@ -33,7 +33,10 @@ class WrkResult:
     requests: int
 
 
-def wrk(server: Service, paths: list[str], connections: int, seconds: int, log: Path) -> WrkResult:
+def wrk(
+    server: Service, paths: list[str], connections: int, seconds: int, log: Path,
+    headers: tuple[str, ...] = (),
+) -> WrkResult:  # fmt: skip
     """wrk `--latency` with the server's credentials over `paths`, drawn at random per request
     by a Lua script; one thread per connection up to 2 (the issue's "2 threads 16
     connections"). Its output is kept in `log`; any failed request fails the run."""
@@ -48,6 +51,7 @@ def wrk(server: Service, paths: list[str], connections: int, seconds: int, log: 
     )
     args = ["wrk", "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{seconds}s"]
     args += ["--latency", "--timeout", "10s", "-H", f"Authorization: {server.authorization}"]
+    args += [arg for header in headers for arg in ("-H", header)]
     result = subprocess.run(
         [*args, "-s", str(script), server.url], capture_output=True, text=True, timeout=seconds + 60
     )
@@ -131,10 +135,12 @@ def download_mbps(server: Service, url: str) -> float:
     return float(result.stdout) / 1e6
 
 
-def fetch(url: str, authorization: str) -> bytes:
-    """GET with the benchmark's credentials."""
+def fetch(url: str, authorization: str, accept: str = "") -> bytes:
+    """GET with the benchmark's credentials (and an Accept header if given)."""
     request = urllib.request.Request(url)
     request.add_header("Authorization", authorization)
+    if accept:
+        request.add_header("Accept", accept)
     with urllib.request.urlopen(request, timeout=60) as response:
         return response.read()
 

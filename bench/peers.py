@@ -80,6 +80,7 @@ class DevpiServer(Service):
 
     name = "devpi"
     simple_root = "/bench/dev/+simple/"
+    offline = True  # a mirror index (bench/mirrors.py) needs devpi to fetch
 
     def __init__(self, workdir: Path):
         super().__init__(workdir)
@@ -94,7 +95,8 @@ class DevpiServer(Service):
                        timeout=120)  # fmt: skip
         port = free_port()
         command = [str(bin_dir / "devpi-server"), "--serverdir", serverdir, "--host", "127.0.0.1"]
-        self.spawn([*command, "--port", str(port), "--offline-mode"])
+        offline = ["--offline-mode"] if self.offline else []
+        self.spawn([*command, "--port", str(port), *offline])
         self.url = f"http://127.0.0.1:{port}"
         self.wait_until("/+api")
         root = self._login("root", PASSWORD)

@@ -56,10 +56,10 @@ def load(server: Service, work: Workload, workdir: Path) -> dict[str, float]:
     return {"load_total": total, "load_first": first, "load_last": last}
 
 
-def load_nginx(server: NginxServer, work: Workload) -> None:
-    """nginx gets the same distributions as a static tree instead of uploads."""
+def load_nginx(server: NginxServer, work: Workload, extra: list[Path] = ()) -> None:
+    """nginx gets the same distributions as a static tree instead of uploads (`extra` too)."""
     files = [path for project in work.projects for path in project.files]
-    write_tree(server.tree, [*files, *work.real, work.download])
+    write_tree(server.tree, [*files, *work.real, work.download, *extra])
 
 
 def reads(servers: list[Service], work: Workload, results: Results, workdir: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from .scale import Scale
 
-SERVERS = ("repo", "pypiserver", "devpi", "nginx")
+SERVERS = ("repo", "pypiserver", "devpi", "proxpi", "nginx")
 PEERS = SERVERS[1:]
 # What one measurement returns: the figure of its one key, or figures by key.
 Measured = float | dict[str, float]
@@ -77,6 +77,17 @@ def rows(scale: Scale) -> list[Row]:
             True,
         ),
         Row("big_download", f"the {scale.big_mib} MiB download, curl", "MB/s", True),
+        Row(
+            "mirror_rps",
+            f"mirror: a cached GET /simple/PROJECT/, {min(1000, scale.projects):,} projects, wrk"
+            " 2 threads 16 connections (nginx: the upstream itself)",
+            "req/s",
+            True,
+        ),
+        Row("mirror_cold", f"mirror: cold pip install of {installed}, empty cache", "s", False),
+        Row("mirror_warm", "mirror: the same pip install again, cached", "s", False),
+        Row("mirror_big_ttfb", f"mirror: first byte, {scale.big_mib} MiB file, cold", "ms", False),
+        Row("mirror_big_pss", "mirror: PSS growth while proxying that file", "MiB", False),
         Row("r_load", f"{r} loaded through repo's Python API (setup)", "s", False),
         Row("r_cold", f"first PACKAGES.gz request at {r} (index build)", "ms", False),
         Row("r_visible", "curl upload of an R package until it shows in PACKAGES", "s", False),
@@ -276,15 +287,62 @@ def targets(results: Results) -> list[Verdict]:
             lambda rate: (rate >= 300, f"{rate:.0f} MB/s"),
         ),
     ]
+    checks += mirror_checks(results)
     verdicts = []
     for target, figures, check in checks:
         if any(figure is None for figure in figures):
             verdicts.append(Verdict(target, None, "not measured"))
+        elif check is LEFT_OUT:
+            verdicts.append(Verdict(target, None, LEFT_OUT))
         else:
             verdicts.append(Verdict(target, *check(*figures)))
     return verdicts
 
 
+LEFT_OUT = "devpi left out (--skip or --smoke)"
+
+
+def mirror_checks(results: Results) -> list[tuple[str, list[float | None], Any]]:
+    """Issue 11's targets: the mirror against a local channel, devpi's mirror and the upstream."""
+    get = results.get
+    devpi_ran = any(server == "devpi" for _key, server in [*results.values, *results.reasons])
+    cold = (
+        (lambda mine, theirs: (mine <= theirs, f"{mine:.2f} s, devpi {theirs:.2f} s"))
+        if devpi_ran
+        else LEFT_OUT
+    )
+    return [
+        (
+            "a cached mirror page at least 0.9x a local channel page's req/s (issue 11)",
+            [get("mirror_rps", "repo"), get("simple_rps", "repo")],
+            lambda mine, local: (mine >= 0.9 * local, f"{mine / local:.2f}x the local page"),
+        ),
+        (
+            "a cold pip install through the mirror no slower than through devpi's mirror",
+            [get("mirror_cold", "repo"), get("mirror_cold", "devpi") if devpi_ran else 0.0],
+            cold,
+        ),
+        (
+            "a warm pip install through the mirror within 1.1x of a local channel's",
+            [get("mirror_warm", "repo"), get("pip_install", "repo")],
+            lambda mine, local: (mine <= 1.1 * local, f"{mine / local:.2f}x the local channel"),
+        ),
+        (
+            "the big file proxied cold: first byte at most the upstream's + 100 ms",
+            [get("mirror_big_ttfb", "repo"), get("mirror_big_ttfb", "nginx")],
+            lambda mine, up: (mine <= up + 100, f"{mine:.1f} ms, upstream {up:.1f} ms"),
+        ),
+        (
+            "the big file proxied cold: memory growth under 64 MiB",
+            [get("mirror_big_pss", "repo")],
+            lambda delta: (delta < 64, f"+{delta:.1f} MiB PSS"),
+        ),
+    ]
+
+
 def verdict_lines(verdicts: list[Verdict]) -> str:
     marks = {True: "met", False: "MISSED", None: "n/a"}
-    return "\n".join(f"- [{marks[v.met]}] {v.target}: {v.shown}" for v in verdicts)
+    return "\n".join(
+        f"- [{'skipped' if v.shown == LEFT_OUT else marks[v.met]}] {v.target}: {v.shown}"
+        for v in verdicts
+    )
