@@ -135,7 +135,7 @@ def check(app: Flask, db: sqlite3.Connection, mirror: settings.Mirror, name: str
         return False
     try:
         row = pages.stored_page(db, mirror.id, name)
-        if force or row is None or not pages.is_fresh(row, mirror, clock()):
+        if force or row is None or not pages.is_fresh(row, mirror.ttl, clock()):
             _ask(for_mirror(app, db, mirror), name, row)
     finally:
         lease.release(db, key)

@@ -60,17 +60,36 @@ def page_state(app: Flask, channel: sqlite3.Row, name: str) -> Snapshot | None:
     """The snapshot to answer `name`'s page with, without asking upstream; None when upstream
     must be asked first (never asked, or past its TTL while the breaker lets requests out)."""
     db = connection_for(app)
-    mirror = upstream_for(db, channel, name)
-    if mirror is None:
-        return LOCAL
-    row = stored_page(db, mirror.id, name)
+    key = settings.normalized(KIND, name)
+    row = db.execute(_STATE, (name, channel["id"], KIND, key)).fetchone()
     if row is None:
+        return LOCAL
+    # With a name rule or an upload of this name, the rules decide (R23-R25); else, as with
+    # most names, upstream may serve it, and the one query said all there is to know.
+    if (row["ruled"] or row["private"]) and upstream_for(db, channel, name) is None:
+        return LOCAL
+    if row["key"] is None:
         return None
     moment = clock_of(app)()
     down = row["open_until"] > moment
-    if not down and not is_fresh(row, mirror, moment):
+    if not down and not is_fresh(row, row["ttl"], moment):
         return None
     return cached(db, row, moment, down)
+
+
+# page_state's one query on a cached page (every request of a mirror channel's page asks it):
+# the channel's pypi upstream, whether any name rule or an upload of the name exists, and the
+# stored page (NULL columns when none), as stored_page gives it, with the mirror's TTL.
+_STATE = (
+    "SELECT mirror_pages.*, mirrors.open_until, mirrors.min_age, mirrors.ttl,"
+    " EXISTS (SELECT 1 FROM mirror_rules WHERE channel_id = mirrors.channel_id"
+    "  AND kind = mirrors.kind) AS ruled,"
+    " EXISTS (SELECT 1 FROM packages WHERE channel_id = mirrors.channel_id"
+    "  AND kind = mirrors.kind AND name = ?4) AS private"
+    " FROM mirrors LEFT JOIN mirror_pages ON mirror_pages.mirror_id = mirrors.id"
+    "  AND mirror_pages.key = ?1"
+    " WHERE mirrors.channel_id = ?2 AND mirrors.kind = ?3"
+)
 
 
 def contents(db: sqlite3.Connection, channel: sqlite3.Row, name: str,
@@ -149,11 +168,10 @@ def stored_page(db: sqlite3.Connection, mirror_id: int, name: str) -> sqlite3.Ro
     ).fetchone()
 
 
-def is_fresh(row: sqlite3.Row, mirror: settings.Mirror, moment: float) -> bool:
-    """Whether a stored page is within its TTL at `moment`: the mirror's for a page found,
-    NEGATIVE_TTL for a 404 (R10)."""
-    ttl = mirror.ttl if row["state"] == "found" else NEGATIVE_TTL
-    return row["checked"] + ttl > moment
+def is_fresh(row: sqlite3.Row, ttl: float, moment: float) -> bool:
+    """Whether a stored page is within its TTL at `moment`: the mirror's `ttl` for a page
+    found, NEGATIVE_TTL for a 404 (R10)."""
+    return row["checked"] + (ttl if row["state"] == "found" else NEGATIVE_TTL) > moment
 
 
 def cached(db: sqlite3.Connection, row: sqlite3.Row, moment: float, down: bool,

@@ -522,6 +522,26 @@ def test_a_reserved_prefix_is_never_asked_for(client, world, fake, repo, tmp_pat
     assert asked(fake, "acme-y") == 0 and asked(fake, "acme") == 1  # `acme` is no `acme-*`
 
 
+def test_a_page_cached_before_the_name_went_private_hides_upstream_at_once(
+    client, world, fake, repo, tmp_path
+):
+    fake.add(dist(tmp_path, "acme-x", "99.0"))
+    fake.add(dist(tmp_path, "acme-y", "99.0"))
+    assert page(client, "acme-x").json["versions"] == ["99.0"]
+    assert page(client, "acme-y").json["versions"] == ["99.0"]
+
+    private = upload(client, world, "acme-x", "1.0")
+    settings.add_rule(repo.db, world.channel_id, "pypi", "acme-y", "reserve")
+
+    data = page(client, "acme-x").json  # both pages within their TTL
+    assert ([f["hashes"]["sha256"] for f in data["files"]], data["versions"]) == (
+        [private],
+        ["1.0"],
+    )
+    assert page(client, "acme-y").status_code == 404
+    assert asked(fake, "acme-x") == 1 and asked(fake, "acme-y") == 1
+
+
 def test_merging_is_an_opt_in_and_the_private_file_of_a_name_wins(client, world, fake, repo,
                                                                   tmp_path):  # fmt: skip
     private = upload(client, world, "acme-x", "1.0")
