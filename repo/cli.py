@@ -242,39 +242,44 @@ def mirror_remove(obj: _Context, channel_name: str, kind: str) -> None:
     click.echo(f"Channel '{channel_name}' no longer mirrors a {kind} upstream")
 
 
+def _add_rules(obj: _Context, channel_name: str, kind: str, patterns: tuple[str, ...],
+               rule: str) -> None:  # fmt: skip
+    db = obj.db()
+    channel_id = _channel(db, channel_name)["id"]
+    for pattern in patterns:
+        settings.add_rule(db, channel_id, kind, pattern, rule)
+
+
+_KIND_OPTION = click.option("--type", "kind", type=click.Choice(settings.KINDS),
+                            default="pypi", show_default=True)  # fmt: skip
+
+
 @mirror.command("reserve")
 @click.argument("channel_name", metavar="CHANNEL")
 @click.argument("patterns", metavar="NAME|PREFIX*...", nargs=-1, required=True)
-@click.option("--type", "kind", type=click.Choice(settings.KINDS), default="pypi",
-              show_default=True)  # fmt: skip
+@_KIND_OPTION
 @click.pass_obj
 def mirror_reserve(obj: _Context, channel_name: str, patterns: tuple[str, ...], kind: str) -> None:
     """Never ask upstream for these names (or prefixes like acme-*): they are private."""
-    db = obj.db()
-    for pattern in patterns:
-        settings.add_rule(db, _channel(db, channel_name)["id"], kind, pattern, "reserve")
+    _add_rules(obj, channel_name, kind, patterns, "reserve")
     click.echo(f"Reserved {', '.join(patterns)} in channel '{channel_name}'")
 
 
 @mirror.command("merge-upstream")
 @click.argument("channel_name", metavar="CHANNEL")
 @click.argument("names", metavar="NAME...", nargs=-1, required=True)
-@click.option("--type", "kind", type=click.Choice(settings.KINDS), default="pypi",
-              show_default=True)  # fmt: skip
+@_KIND_OPTION
 @click.pass_obj
 def mirror_merge(obj: _Context, channel_name: str, names: tuple[str, ...], kind: str) -> None:
     """Show upstream releases of these private names too (off by default: private wins)."""
-    db = obj.db()
-    for name in names:
-        settings.add_rule(db, _channel(db, channel_name)["id"], kind, name, "merge")
+    _add_rules(obj, channel_name, kind, names, "merge")
     click.echo(f"Upstream releases of {', '.join(names)} now merge into channel '{channel_name}'")
 
 
 @mirror.command("refresh")
 @click.argument("channel_name", metavar="CHANNEL")
 @click.argument("name", metavar="[NAME]", required=False)
-@click.option("--type", "kind", type=click.Choice(settings.KINDS), default="pypi",
-              show_default=True)  # fmt: skip
+@_KIND_OPTION
 @click.pass_obj
 def mirror_refresh(obj: _Context, channel_name: str, name: str | None, kind: str) -> None:
     """Check project NAME upstream now; without NAME, every cached page on its next request."""

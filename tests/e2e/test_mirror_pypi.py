@@ -253,6 +253,30 @@ def test_a_private_name_shadows_a_higher_upstream_version(server, fake_pypi, dis
     assert fake_pypi.log.count("/simple/shadow*") == 0  # upstream never heard the name
 
 
+def test_a_reserved_prefix_is_never_asked_upstream_and_a_merged_name_is(server, fake_pypi,
+                                                                         dists, client_env,
+                                                                         tmp_path):  # fmt: skip
+    index = mirror_channel(server, fake_pypi.index_url)
+    channel = index.rstrip("/").split("/")[-2]
+    publish(fake_pypi, dists, "acme-tool", "3.0")
+    publish(fake_pypi, dists, "merged-pkg", "2.0")
+    token = server.cli("token", "create", "alice")
+    uploaded = twine_upload(f"{server.url}/api/repo/{channel}", dists.build("merged-pkg", "1.0"),
+                            client_env, token, "x-auth-token")  # fmt: skip
+    assert uploaded.returncode == 0, uploaded.stdout + uploaded.stderr
+    assert "Reserved acme-*" in server.cli("mirror", "reserve", channel, "acme-*")
+    server.cli("mirror", "merge-upstream", channel, "merged-pkg")
+
+    refused = pip_install(client_env, tmp_path / "a", index, "acme-tool")
+    merged = pip_install(client_env, tmp_path / "m", index, "merged-pkg")
+
+    assert refused.returncode != 0
+    assert fake_pypi.log.count("/simple/acme*") == 0  # the reservation held before any upload
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    assert installed(tmp_path / "m", "merged-pkg") == ["2.0"]  # the upstream release, merged in
+    assert versions(index, "merged-pkg") == ["1.0", "2.0"]
+
+
 def test_a_restart_with_the_upstream_gone_still_serves_what_was_cached(
     fake_pypi, dists, client_env, tmp_path
 ):
