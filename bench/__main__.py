@@ -1,7 +1,8 @@
 """`python -m bench` (`make bench`): load the same packages into repo, pypiserver, devpi and a
 static nginx, run the same clients against each, and print one table with repo's ratio to
 each and the issue's targets. repo runs beside nginx, its measurements alternating with
-nginx's (the targets are ratios to it); each peer runs alone after them. Everything listens on
+nginx's (the targets are ratios to it), and its mirror channel takes turns with devpi's and
+proxpi's mirrors; each private-index peer runs alone after them. Everything listens on
 127.0.0.1 and is stopped at the end, also on failure. `--smoke` runs every measurement once
 at a tiny size, offline, so that `make test` keeps the harness working."""
 
@@ -121,6 +122,12 @@ def run_servers(
     repo = RepoServer(workdir, max_upload_mb=scale.big_mib + 64)
     nginx = NginxServer(workdir, passwords)
     python_side.load_nginx(nginx, work)
+    mirror_dir = workdir / "mirrors"
+    peer_mirrors = [
+        mirrors.RepoMirror(repo, upstream),
+        *(peer(mirror_dir, upstream) for peer in (mirrors.DevpiMirror, mirrors.Proxpi)
+          if peer.name not in skip),
+    ]  # fmt: skip
 
     def repo_and_nginx(running: list[Service]) -> None:
         loaded = [server for server in running if load(server, work, results, workdir)]
@@ -133,10 +140,9 @@ def run_servers(
         keys = ("big_pss_delta", "big_rss_peak", "big_upload", "big_download")
         results.attempt("repo", keys, lambda: big.upload_and_download(repo, path, BIG_PROJECT))
         path.unlink()
-        say("repo: mirror channels of the upstream (the upstream's own figures first)")
+        say("mirrors of the upstream, in turns (the upstream's own figures first)")
         mirrors.upstream_figures(upstream, work, mirror_big, results, workdir)
-        mirror = mirrors.RepoMirror(repo, upstream)
-        mirrors.measure_all(mirror, upstream, work, mirror_big, results, workdir)
+        mirrors.compare(peer_mirrors, upstream, work, mirror_big, results, workdir)
         say(f"repo: R channel of {scale.r_packages} packages")
         if r.prepare(repo, scale, results, workdir):
             r.copy_index(repo, nginx)
@@ -155,13 +161,8 @@ def run_servers(
 
         side_by_side([peer], results, alone)
         versions.update(peer.versions)
-    mirror_dir = workdir / "mirrors"
-    for mirror in (mirrors.DevpiMirror(mirror_dir, upstream), mirrors.Proxpi(mirror_dir, upstream)):
-        if mirror.name in skip:
-            continue
-        say(f"{mirror.name}: mirror of the upstream")
-        mirrors.alone(mirror, upstream, work, mirror_big, results, workdir)
-        versions.update(mirror.versions)
+    for mirror in peer_mirrors[1:]:
+        versions.update(mirror.server.versions)
     return versions
 
 

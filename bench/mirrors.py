@@ -1,31 +1,37 @@
 """Mirrors of one local upstream (issue 11): repo's mirror channel, a devpi-server mirror index
 and proxpi, each fed by the same static PEP 503 tree that an nginx without credentials serves.
-Each mirror is asked for fresh, empty caches (a new channel, a new index, a new proxpi
-process) for the cold installs, then measured warm: a cached page with wrk, a second install,
-and a large file proxied cold with its time to first byte and the server's memory sampled."""
+
+They all run at once and take turns (`Results.alternate`), so that every figure of a round
+sees the same load on this small, noisy machine: per round each gets a fresh, empty cache (a
+new channel, a new index, a new proxpi process) for a cold install, then a warm one, then a
+cached page with wrk; repo's local channel is measured beside its mirror in the same turn, the
+figure the targets divide by. Last, a large file proxied cold, its first byte timed and the
+server's memory sampled."""
 
 from __future__ import annotations
 
 import os
 import random
 import re
+import statistics
 import subprocess
 import urllib.parse
+from functools import partial
 from pathlib import Path
 
 from . import measure
 from .memory import PeakSampler, usage
 from .peers import PASSWORD, USER, DevpiServer, venv, version
 from .report import Results
-from .scale import Scale
 from .servers import NGINX_CONF, NginxServer, RepoServer, Service, free_port
 from .static import project_of
 
 PROXPI = ("proxpi==1.3.1", "gunicorn")
-PAGE_KEYS = ("mirror_rps",)
-INSTALL_KEYS = ("mirror_cold", "mirror_warm")
+PAGE_KEYS = ("mirror_rps", "mirror_local_rps")
+INSTALL_KEYS = ("mirror_cold", "mirror_warm", "mirror_local_warm")
 BIG_KEYS = ("mirror_big_ttfb", "mirror_big_pss")
 KEYS = PAGE_KEYS + INSTALL_KEYS + BIG_KEYS
+SLICE_SECONDS = 2  # the local and mirror page runs take turns this often
 PAGES = 1000  # the cached pages wrk asks for, as many as the local page row's
 # proxpi answers 406 to a request without one; every mirror gets it, so they compare.
 ACCEPT = "text/html"
@@ -56,6 +62,11 @@ class Mirror:
     empty cache; `server` answers it (URL, credentials, processes)."""
 
     server: Service
+    local: Service | None = None  # a server with a local channel to measure beside the mirror
+
+    @property
+    def name(self) -> str:
+        return self.server.name
 
     def fresh(self) -> str:
         raise NotImplementedError
@@ -75,6 +86,7 @@ class RepoMirror(Mirror):
 
     def __init__(self, server: RepoServer, upstream: Upstream):
         self.server, self.upstream, self.count = server, upstream, 0
+        self.local = server
 
     def fresh(self) -> str:
         self.count += 1
@@ -139,47 +151,93 @@ class Proxpi(Service, Mirror):
         return USER, PASSWORD  # ignored by proxpi
 
 
-def measure_all(
-    mirror: Mirror, upstream: Upstream, work, big: Path, results: Results, workdir: Path
-) -> None:
-    """Cold and warm installs, a cached page's req/s, the big file's cold TTFB and memory."""
-    name = mirror.server.name
-    scale: Scale = work.scale
-    target = workdir / f"pip-mirror-{name}" / "target"
-    roots: list[str] = []
+def compare(mirrors: list[Mirror], upstream: Upstream, work, big: Path, results: Results,
+            workdir: Path) -> None:  # fmt: skip
+    """Every mirror measured in turns, round after round; each peer is started here and
+    stopped whatever happens, and one that does not start has "n/a (reason)" in its rows."""
+    started: list[Mirror] = []
+    try:
+        running = [mirror for mirror in mirrors if _start(mirror, results, started)]
+        rounds = work.scale.mirror_rounds
+        roots: dict[str, str] = {}
 
-    def installs() -> dict[str, float]:
-        cold, warm = [], []
-        for _ in range(scale.installs):
-            roots.append(mirror.fresh())
-            url = mirror.root_url(roots[-1])
-            cold.append(measure.install("pip", url, work.requirements, target))
-            warm.append(measure.install("pip", url, work.requirements, target))
-        return {
-            "mirror_cold": sorted(cold)[len(cold) // 2],
-            "mirror_warm": sorted(warm)[len(warm) // 2],
-        }
+        def pages(mirror: Mirror) -> dict[str, float]:
+            return cached_pages(mirror, roots[mirror.name], work, workdir)
 
-    if not results.attempt(name, INSTALL_KEYS, installs):
-        results.fail(name, PAGE_KEYS + BIG_KEYS, "the installs failed")
-        return
-    results.attempt(name, PAGE_KEYS, lambda: cached_pages(mirror, roots[-1], work, workdir))
-    results.attempt(name, BIG_KEYS, lambda: big_cold(mirror, roots[-1], upstream, big))
+        results.alternate(running, INSTALL_KEYS, rounds,
+                          lambda mirror: installs(mirror, work, workdir, roots))  # fmt: skip
+        installed = [mirror for mirror in running if results.get("mirror_cold", mirror.name)]
+        for mirror in set(running) - set(installed):
+            results.fail(mirror.name, PAGE_KEYS + BIG_KEYS, "the installs failed")
+        results.alternate(installed, PAGE_KEYS, rounds, pages)
+        for mirror in installed:
+            results.attempt(mirror.name, BIG_KEYS, partial(big_cold, mirror, roots[mirror.name],
+                                                           upstream, big))  # fmt: skip
+    finally:
+        for mirror in started:
+            mirror.server.stop()
+
+
+def _start(mirror: Mirror, results: Results, started: list[Mirror]) -> bool:
+    """Start a peer mirror (repo's server runs already); False, with the reason, if it fails."""
+    if mirror.server.process is not None:
+        return True
+    started.append(mirror)
+    try:
+        mirror.server.start()
+    except Exception as error:  # noqa: BLE001 - the run goes on without this peer
+        results.fail(mirror.name, KEYS, f"did not start: {' '.join(str(error).split())}"[:120])
+        return False
+    return True
+
+
+def installs(mirror: Mirror, work, workdir: Path, roots: dict[str, str]) -> dict[str, float]:
+    """One turn: a cold pip install into a fresh cache, the same again warm, and (repo) the
+    same from the local channel right after, under the same load."""
+    target = workdir / f"pip-mirror-{mirror.name}" / "target"
+    roots[mirror.name] = mirror.fresh()
+    url = mirror.root_url(roots[mirror.name])
+    figures = {
+        "mirror_cold": measure.install("pip", url, work.requirements, target),
+        "mirror_warm": measure.install("pip", url, work.requirements, target),
+    }
+    if mirror.local is not None:
+        local = mirror.local.index_url()
+        figures["mirror_local_warm"] = measure.install("pip", local, work.requirements, target)
+    return figures
 
 
 def sample(work) -> list[str]:
     return [p.name for p in random.Random(7).sample(work.projects, min(PAGES, len(work.projects)))]
 
 
-def cached_pages(mirror: Mirror, root: str, work, workdir: Path) -> float:
-    """Each sampled project's page asked for once (cached now), then wrk over them."""
+def cached_pages(mirror: Mirror, root: str, work, workdir: Path) -> dict[str, float]:
+    """Each sampled project's page asked for once (cached now), then wrk over them. For repo,
+    wrk over the same projects' pages of the local channel too, in 2-second slices that take
+    turns with the mirror's (load on this machine drifts within seconds): each figure is the
+    mean rate of its slices."""
     server = mirror.server
     paths = [f"{root}{name}/" for name in sample(work)]
     for path in paths:
         measure.fetch(server.url + path, server.authorization, ACCEPT)
-    log = workdir / f"wrk-{server.name}-mirror-pages.txt"
-    headers = (f"Accept: {ACCEPT}",)
-    return measure.wrk(server, paths, 16, work.scale.wrk_seconds, log, headers).rps
+    seconds = work.scale.wrk_seconds
+    if mirror.local is None:
+        return {"mirror_rps": _wrk(server, paths, seconds, workdir, "mirror-pages")}
+    local = [mirror.local.project_path(name) for name in sample(work)]
+    slices = max(1, seconds // SLICE_SECONDS)
+    length = seconds // slices
+    turns = [(_wrk(server, paths, length, workdir, "mirror-pages"),
+              _wrk(mirror.local, local, length, workdir, "local-pages"))
+             for _ in range(slices)]  # fmt: skip
+    return {
+        "mirror_rps": statistics.mean(pair[0] for pair in turns),
+        "mirror_local_rps": statistics.mean(pair[1] for pair in turns),
+    }
+
+
+def _wrk(server: Service, paths: list[str], seconds: int, workdir: Path, what: str) -> float:
+    log = workdir / f"wrk-{server.name}-{what}.txt"
+    return measure.wrk(server, paths, 16, seconds, log, (f"Accept: {ACCEPT}",)).rps
 
 
 def upstream_figures(upstream: Upstream, work, big: Path, results: Results, workdir: Path) -> None:
@@ -225,20 +283,3 @@ def ttfb(server: Service, url: str) -> float:
     if result.returncode != 0:
         raise RuntimeError(f"curl {url}: {result.stderr.strip()}")
     return float(result.stdout) * 1000
-
-
-def alone(
-    mirror: Mirror, upstream: Upstream, work, big: Path, results: Results, workdir: Path
-) -> None:
-    """A peer mirror on its own: started, measured, stopped whatever happens; one that does
-    not start has "n/a (reason)" in every mirror row."""
-    server = mirror.server
-    try:
-        try:
-            server.start()
-        except Exception as error:  # noqa: BLE001 - the run goes on without this peer
-            results.fail(server.name, KEYS, f"did not start: {' '.join(str(error).split())}"[:120])
-            return
-        measure_all(mirror, upstream, work, big, results, workdir)
-    finally:
-        server.stop()

@@ -24,6 +24,7 @@ class Scale:
     installs: int  # pip and uv installs per server (the median is shown)
     downloads: int  # downloads per server (the median is shown)
     r_visible: int  # R uploads timed until they show in PACKAGES (the median is shown)
+    mirror_rounds: int  # turns of the mirrors' installs and page runs (the median is shown)
     real: bool  # pip and uv install the real projects from PyPI; else the synthetic ones
 
 
@@ -39,6 +40,7 @@ FULL = Scale(
     installs=3,
     downloads=5,
     r_visible=3,
+    mirror_rounds=3,
     real=True,
 )
 QUICK = Scale(
@@ -53,6 +55,7 @@ QUICK = Scale(
     installs=1,
     downloads=3,
     r_visible=1,
+    mirror_rounds=3,
     real=True,
 )
 # Every measurement once, at the smallest size that still runs it for real, in well under a
@@ -70,5 +73,6 @@ SMOKE = Scale(
     installs=1,
     downloads=1,
     r_visible=1,
+    mirror_rounds=1,
     real=False,
 )
