@@ -13,11 +13,12 @@ CREATE TABLE IF NOT EXISTS users (
 -- revision grows with every change to the channel's packages: index pages and their ETags are
 -- keyed on it, so an upload is visible to the very next request.
 CREATE TABLE IF NOT EXISTS channels (
-    id       INTEGER PRIMARY KEY,
-    name     TEXT NOT NULL UNIQUE,
-    public   INTEGER NOT NULL DEFAULT 0,
-    revision INTEGER NOT NULL DEFAULT 0,
-    created  TEXT NOT NULL
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    public      INTEGER NOT NULL DEFAULT 0,
+    revision    INTEGER NOT NULL DEFAULT 0,
+    created     TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT ''
 );
 
 CREATE TABLE IF NOT EXISTS memberships (
@@ -27,21 +28,22 @@ CREATE TABLE IF NOT EXISTS memberships (
     PRIMARY KEY (channel_id, user_id)
 );
 
--- A user token acts with its user's rights; a channel token is bound to one channel with the
--- scope read or write, and never exceeds its user's current role there. Only the sha256 of a
--- token is stored.
+-- Every token has a scope. A channel token is bound to one channel with the scope read or
+-- write; a user token acts on all its user's channels with the scope read, write or manage
+-- (manage: as far as the owner role, plus minting tokens and creating channels). A token
+-- never exceeds its user's current role. Only the sha256 of a token is stored.
 CREATE TABLE IF NOT EXISTS tokens (
     id         INTEGER PRIMARY KEY,
     hash       TEXT NOT NULL UNIQUE,
     user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     channel_id INTEGER REFERENCES channels(id) ON DELETE CASCADE,
-    scope      TEXT CHECK (scope IN ('read', 'write')),
+    scope      TEXT NOT NULL CHECK (scope IN ('read', 'write', 'manage')),
     label      TEXT NOT NULL DEFAULT '',
     created    TEXT NOT NULL,
     expires    TEXT,
     last_used  TEXT,
     revoked    TEXT,
-    CHECK ((channel_id IS NULL) = (scope IS NULL))
+    CHECK (channel_id IS NULL OR scope IN ('read', 'write'))
 );
 CREATE INDEX IF NOT EXISTS tokens_user ON tokens(user_id);
 
@@ -113,7 +115,9 @@ CREATE TABLE IF NOT EXISTS used_filenames (
 -- credentials are sent to the source's host only and never shown or logged; the rest of the
 -- row is the upstream's health (last success, last error, the circuit breaker). `quota`:
 -- bytes of cached mirror-only files kept (least recently downloaded evicted first, R17);
--- `min_age`: seconds an upstream file's upload-time must be past to be offered (R21).
+-- `min_age`: seconds an upstream file's upload-time must be past to be offered (R21). An active
+-- mirror's sync prefetches `sync_list` (JSON: requirements, or R package names) every
+-- `sync_every` seconds; `next_sync` is when it is due (epoch seconds), `sync_result` its last say.
 CREATE TABLE IF NOT EXISTS mirrors (
     id            INTEGER PRIMARY KEY,
     channel_id    INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
@@ -133,6 +137,11 @@ CREATE TABLE IF NOT EXISTS mirrors (
     open_for      REAL NOT NULL DEFAULT 0,
     quota         INTEGER,
     min_age       INTEGER,
+    sync_list     TEXT NOT NULL DEFAULT '[]',
+    sync_every    INTEGER,
+    next_sync     REAL NOT NULL DEFAULT 0,
+    last_sync     TEXT,
+    sync_result   TEXT,
     UNIQUE (channel_id, kind)
 );
 
@@ -204,4 +213,4 @@ CREATE TABLE IF NOT EXISTS mirror_rules (
     PRIMARY KEY (channel_id, kind, pattern, rule)
 );
 
-PRAGMA user_version = 4;
+PRAGMA user_version = 6;

@@ -22,7 +22,7 @@ PREFIXES = {
 
 def create_app(test_config: dict | None = None) -> Flask:
     """The application: configuration, storage, auth, then the blueprints, in that order."""
-    from . import auth, blobs, config, db, errors, logs, responses, upload
+    from . import api, auth, blobs, config, db, errors, logs, responses, upload
     from .cran import routes as cran_routes
     from .pypi import fastpath
     from .pypi import routes as pypi_routes
@@ -41,6 +41,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     for blueprint in (upload.bp, pypi_routes.bp, cran_routes.bp):
         for suffix, prefix in PREFIXES.items():
             app.register_blueprint(blueprint, url_prefix=prefix, name=blueprint.name + suffix)
+    api.init_app(app)
     # The web UI, once, at `/`: its pages never share a path with the API under /api.
     app.register_blueprint(ui_routes.bp, url_prefix="")
     fastpath.init_app(app)

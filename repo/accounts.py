@@ -22,12 +22,20 @@ from .errors import Conflict, Invalid, NotFound, disk_full
 from .password_cache import PasswordCache
 
 ROLES = ("read", "write", "owner")
-SCOPES = ("read", "write")
+# A user token's scope; a channel token's is read or write. `manage` reaches as far as the
+# owner role, and only it (or a password) may mint tokens and make channels.
+SCOPES = ("read", "write", "manage")
+CHANNEL_SCOPES = ("read", "write")
+_RANKS = {"read": 1, "write": 2, "owner": 3, "manage": 3}
 # Used with fullmatch: `$` would also match before a trailing newline ("dev\n").
 NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
-# "t" would make /api/repo/t/<token>/... ambiguous with a channel named t.
-RESERVED_CHANNELS = {"t"}
+# "t" would make /api/repo/t/<token>/... ambiguous with a channel named t; the others are
+# words of the JSON API's paths, kept free for it.
+RESERVED_CHANNELS = frozenset({
+    "t", "api", "channels", "tokens", "account", "auth", "users", "mirrors", "system",
+    "simple", "cran", "openapi.json", "docs",
+})  # fmt: skip
 DURATION = re.compile(r"(\d{1,6})([dhms])")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 # Checked against when a user name is unknown, so a wrong name costs as long as a wrong password.
@@ -51,12 +59,21 @@ class Identity:
     def describe(self) -> str:
         return f"Token {self.token_id}" if self.token_id else f"User '{self.user_name}'"
 
+    @property
+    def manages(self) -> bool:
+        """A password, or a user token of scope manage: what minting tokens and making or
+        removing channels, members and mirrors takes."""
+        return self.token_id is None or (
+            self.token_scope == "manage" and self.token_channel_id is None
+        )
+
 
 ANONYMOUS = None
 
 
 def rank(role: str | None) -> int:
-    return ROLES.index(role) + 1 if role else 0
+    """How far a role or scope reaches: read < write < owner, and manage ranks like owner."""
+    return _RANKS[role] if role else 0
 
 
 # --- users -------------------------------------------------------------------------------
@@ -143,6 +160,41 @@ def set_password(db: sqlite3.Connection, user_id: int, password: str) -> None:
         )
 
 
+def set_admin(db: sqlite3.Connection, user_id: int, admin: bool) -> None:
+    """Make a user an admin or not; the last enabled admin stays one."""
+    with transaction(db):
+        if not admin:
+            _keep_an_admin(db, user_id)
+        db.execute("UPDATE users SET is_admin = ? WHERE id = ?", (int(admin), user_id))
+
+
+def delete_user(db: sqlite3.Connection, user_id: int) -> None:
+    """Delete a user with their memberships, tokens and sessions; their uploads stay, without
+    an uploader. Refused for the last admin and for a channel's only owner."""
+    with transaction(db):
+        _keep_an_admin(db, user_id)
+        owned = db.execute(
+            "SELECT channels.name FROM memberships JOIN channels ON channels.id = channel_id"
+            " WHERE user_id = ? AND role = 'owner' AND NOT EXISTS (SELECT 1 FROM memberships"
+            " AS other WHERE other.channel_id = memberships.channel_id AND other.role = 'owner'"
+            " AND other.user_id != ?) ORDER BY channels.name",
+            (user_id, user_id),
+        ).fetchall()
+        if owned:
+            names = ", ".join(row["name"] for row in owned)
+            raise Conflict(
+                f"The user is the only owner of {names}: make another member owner first",
+                code="last_owner",
+            )
+        db.execute("DELETE FROM users WHERE id = ?", (user_id,))
+
+
+def _keep_an_admin(db: sqlite3.Connection, user_id: int) -> None:
+    admins = db.execute("SELECT id FROM users WHERE is_admin AND NOT disabled").fetchall()
+    if [row["id"] for row in admins] == [user_id]:
+        raise Conflict("The server needs an admin: make another user admin first")
+
+
 def _stamp(password_hash: str) -> str:
     return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
@@ -166,23 +218,35 @@ def session_user(db: sqlite3.Connection, session_id: str, stamp: str) -> Identit
 # --- channels ----------------------------------------------------------------------------
 
 
-def create_channel(db: sqlite3.Connection, name: str, owner_id: int, public: bool = False) -> int:
-    if not NAME.fullmatch(name) or name in RESERVED_CHANNELS:
+def check_channel_name(name: str) -> None:
+    """Refuse a name that is not a channel name (invalid_name) or that the URLs need
+    (reserved_name)."""
+    if not NAME.fullmatch(name):
         raise Invalid(
-            f"Invalid channel name '{name}': use lower-case letters, digits, '.', '_' or '-'"
+            f"Invalid channel name '{name}': use lower-case letters, digits, '.', '_' or '-'",
+            code="invalid_name",
         )
+    if name in RESERVED_CHANNELS:
+        raise Invalid(
+            f"Channel name '{name}' is reserved: the server's URLs use it", code="reserved_name"
+        )
+
+
+def create_channel(db: sqlite3.Connection, name: str, owner_id: int, public: bool = False,
+                   description: str = "") -> int:  # fmt: skip
+    check_channel_name(name)
     try:
         with transaction(db):
             cursor = db.execute(
-                "INSERT INTO channels (name, public, created) VALUES (?, ?, ?)",
-                (name, int(public), now()),
+                "INSERT INTO channels (name, public, created, description) VALUES (?, ?, ?, ?)",
+                (name, int(public), now(), description),
             )
             db.execute(
                 "INSERT INTO memberships (channel_id, user_id, role) VALUES (?, ?, 'owner')",
                 (cursor.lastrowid, owner_id),
             )
     except sqlite3.IntegrityError:
-        raise Conflict(f"Channel '{name}' already exists") from None
+        raise Conflict(f"Channel '{name}' already exists", code="exists") from None
     return cursor.lastrowid
 
 
@@ -230,7 +294,9 @@ def _keep_an_owner(db: sqlite3.Connection, channel_id: int, user_id: int) -> Non
         "SELECT user_id FROM memberships WHERE channel_id = ? AND role = 'owner'", (channel_id,)
     ).fetchall()
     if [row["user_id"] for row in owners] == [user_id]:
-        raise Conflict("A channel needs an owner: make another member owner first")
+        raise Conflict(
+            "A channel needs an owner: make another member owner first", code="last_owner"
+        )
 
 
 def list_members(db: sqlite3.Connection, channel_id: int) -> list[sqlite3.Row]:
@@ -243,15 +309,17 @@ def list_members(db: sqlite3.Connection, channel_id: int) -> list[sqlite3.Row]:
 
 
 # Each channel with its owners and how many members and packages it has.
-_CHANNELS = (
-    "SELECT channels.*,"
+_CHANNEL_COLUMNS = (
+    "channels.*,"
     " (SELECT group_concat(users.name, ', ') FROM memberships"
     "  JOIN users ON users.id = memberships.user_id"
     "  WHERE memberships.channel_id = channels.id AND memberships.role = 'owner') AS owners,"
     " (SELECT count(*) FROM memberships WHERE channel_id = channels.id) AS members,"
-    " (SELECT count(*) FROM packages WHERE channel_id = channels.id) AS packages"
-    " FROM channels"
+    " (SELECT count(*) FROM packages WHERE channel_id = channels.id) AS packages,"
+    " (SELECT count(*) FROM files WHERE channel_id = channels.id) AS file_count,"
+    " (SELECT coalesce(sum(size), 0) FROM files WHERE channel_id = channels.id) AS size_bytes"
 )
+_CHANNELS = f"SELECT {_CHANNEL_COLUMNS} FROM channels"
 
 
 def all_channels(db: sqlite3.Connection) -> list[sqlite3.Row]:
@@ -259,16 +327,61 @@ def all_channels(db: sqlite3.Connection) -> list[sqlite3.Row]:
     return db.execute(f"{_CHANNELS} ORDER BY channels.name").fetchall()
 
 
+def channel_summary(db: sqlite3.Connection, channel_id: int) -> sqlite3.Row:
+    """One channel with what all_channels gives for each (owners, counts, size)."""
+    return db.execute(f"{_CHANNELS} WHERE channels.id = ?", (channel_id,)).fetchone()
+
+
+DESCRIPTION_LIMIT = 2000
+
+
+def update_channel(db: sqlite3.Connection, channel_id: int, public: bool | None = None,
+                   description: str | None = None) -> None:  # fmt: skip
+    """Change a channel's privacy or description (None: leave it); index pages and their
+    ETags change with its revision, since a page's answer depends on who may read it."""
+    if description is not None and len(description) > DESCRIPTION_LIMIT:
+        raise Invalid(f"Description too long: at most {DESCRIPTION_LIMIT} characters")
+    with transaction(db):
+        db.execute(
+            "UPDATE channels SET public = coalesce(?, public),"
+            " description = coalesce(?, description), revision = revision + 1 WHERE id = ?",
+            (None if public is None else int(public), description, channel_id),
+        )
+
+
+def delete_channel(db: sqlite3.Connection, channel_id: int, force: bool = False) -> None:
+    """Delete a channel with its members, channel tokens, packages, files and mirrors; one
+    that still holds files only with `force`. Blobs go with the next `repo gc`."""
+    with transaction(db):
+        row = db.execute(
+            "SELECT name, (SELECT count(*) FROM files WHERE channel_id = channels.id) AS files"
+            " FROM channels WHERE id = ?",
+            (channel_id,),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"Channel {channel_id} not found")
+        if row["files"] and not force:
+            raise Conflict(
+                f"Channel '{row['name']}' holds {row['files']} files: delete them first,"
+                " or force the deletion",
+                code="not_empty",
+            )
+        db.execute("DELETE FROM channels WHERE id = ?", (channel_id,))
+
+
 def visible_channels(db: sqlite3.Connection, identity: Identity | None) -> list[dict]:
     """The channels `identity` may read, by name, each with its `role` there by role_in's
-    rules: anonymous callers see the public ones, users also their own, admins all."""
+    rules (and `member_role`, its membership's): anonymous callers see the public ones, users
+    also their own, admins all."""
     user_id = identity.user_id if identity is not ANONYMOUS else None
     admin = identity is not ANONYMOUS and identity.is_admin
     rows = db.execute(
-        f"{_CHANNELS} WHERE channels.public OR ?"
+        f"SELECT {_CHANNEL_COLUMNS}, (SELECT role FROM memberships"
+        "  WHERE channel_id = channels.id AND user_id = ?) AS member_role"
+        " FROM channels WHERE channels.public OR ?"
         " OR channels.id IN (SELECT channel_id FROM memberships WHERE user_id = ?)"
         " ORDER BY channels.name",
-        (int(admin), user_id),
+        (user_id, int(admin), user_id),
     ).fetchall()
     return [{**row, "role": role} for row in rows if (role := role_in(db, identity, row))]
 
@@ -321,26 +434,70 @@ def create_token(
     expires_in: timedelta | None = None,
     label: str = "",
 ) -> tuple[int, str]:
-    """Make a token and return (id, secret); the secret is not kept and cannot be shown again."""
-    if (channel_id is None) != (scope is None):
-        raise Invalid("A channel token needs both a channel and a scope (read or write)")
-    if scope is not None and scope not in SCOPES:
-        raise Invalid(f"Invalid scope '{scope}': use read or write")
+    """Make a token and return (id, secret); the secret is not kept and cannot be shown again.
+
+    A user token without a scope is a `manage` one, as every user token was before scopes.
+    """
+    if channel_id is None:
+        scope = scope or "manage"
+        if scope not in SCOPES:
+            raise Invalid(f"Invalid scope '{scope}': use read, write or manage")
+    elif scope not in CHANNEL_SCOPES:
+        raise Invalid(f"Invalid scope '{scope}' for a channel token: use read or write")
+    with transaction(db):
+        return _insert_token(db, user_id, channel_id, scope, expires_in, label)
+
+
+def _insert_token(db: sqlite3.Connection, user_id: int, channel_id: int | None, scope: str,
+                  expires_in: timedelta | None, label: str) -> tuple[int, str]:  # fmt: skip
     secret = tokens.generate()
     expires = None
     if expires_in is not None:
         expires = (datetime.now(UTC) + expires_in).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    with transaction(db):
-        cursor = db.execute(
-            "INSERT INTO tokens (hash, user_id, channel_id, scope, label, created, expires)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (tokens.digest(secret), user_id, channel_id, scope, label, now(), expires),
-        )
+    cursor = db.execute(
+        "INSERT INTO tokens (hash, user_id, channel_id, scope, label, created, expires)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (tokens.digest(secret), user_id, channel_id, scope, label, now(), expires),
+    )
     return cursor.lastrowid, secret
 
 
+def login_token(db: sqlite3.Connection, user_id: int, label: str,
+                expires_in: timedelta | None) -> tuple[int, str]:  # fmt: skip
+    """A new `manage` user token for a login, revoking any live user token of the same user
+    and label in the same transaction: logging in again never piles up secrets."""
+    with transaction(db):
+        db.execute(
+            "UPDATE tokens SET revoked = ? WHERE user_id = ? AND label = ? AND channel_id IS NULL"
+            " AND revoked IS NULL",
+            (now(), user_id, label),
+        )
+        return _insert_token(db, user_id, None, "manage", expires_in, label)
+
+
+def rotate_token(db: sqlite3.Connection, token_id: int) -> str:
+    """Give a live token a new secret (same id, label, scope, channel and expiry); the old
+    secret is refused from then on. Return the new one."""
+    secret = tokens.generate()
+    with transaction(db):
+        cursor = db.execute(
+            "UPDATE tokens SET hash = ? WHERE id = ? AND revoked IS NULL",
+            (tokens.digest(secret), token_id),
+        )
+    if cursor.rowcount == 0:
+        if get_token(db, token_id) is None:
+            raise NotFound(f"Token {token_id} not found")
+        raise Conflict(f"Token {token_id} has been revoked: create a new one")
+    return secret
+
+
 class TokenRefused(Exception):
-    """A token that does not authenticate, with the reason to tell the client."""
+    """A token that does not authenticate, with the reason to tell the client and the API's
+    problem code for it."""
+
+    def __init__(self, message: str, code: str = "token_invalid"):
+        super().__init__(message)
+        self.code = code
 
 
 def check_token(db: sqlite3.Connection, secret: str) -> Identity:
@@ -356,10 +513,10 @@ def check_token(db: sqlite3.Connection, secret: str) -> Identity:
     if token is None:
         raise TokenRefused("Invalid token")
     if token["revoked"]:
-        raise TokenRefused(f"Token {token['id']} has been revoked")
+        raise TokenRefused(f"Token {token['id']} has been revoked", "token_revoked")
     stamp = now()
     if token["expires"] and token["expires"] <= stamp:
-        raise TokenRefused(f"Token {token['id']} has expired")
+        raise TokenRefused(f"Token {token['id']} has expired", "token_expired")
     if token["disabled"]:
         raise TokenRefused(f"Token {token['id']} belongs to a disabled user")
     _touch(db, token, stamp)
@@ -383,15 +540,30 @@ def _touch(db: sqlite3.Connection, token: sqlite3.Row, stamp: str) -> None:
 
 
 def list_tokens(db: sqlite3.Connection, user_id: int | None = None) -> list[dict]:
+    """Tokens (of one user, or all) as `repo token list --json` and the API show them."""
     rows = db.execute(
-        "SELECT tokens.*, users.name AS user, channels.name AS channel FROM tokens"
-        " JOIN users ON users.id = tokens.user_id"
-        " LEFT JOIN channels ON channels.id = tokens.channel_id"
-        " WHERE ? IS NULL OR tokens.user_id = ? ORDER BY tokens.id",
-        (user_id, user_id),
+        f"{_TOKENS} WHERE ? IS NULL OR tokens.user_id = ? ORDER BY tokens.id", (user_id, user_id)
     ).fetchall()
-    keys = ("id", "user", "channel", "scope", "label", "created", "last_used", "expires")
-    return [{**{key: row[key] for key in keys}, "revoked": row["revoked"]} for row in rows]
+    return [_token_fields(row) for row in rows]
+
+
+_TOKENS = (
+    "SELECT tokens.*, users.name AS user, channels.name AS channel FROM tokens"
+    " JOIN users ON users.id = tokens.user_id"
+    " LEFT JOIN channels ON channels.id = tokens.channel_id"
+)
+TOKEN_FIELDS = ("id", "user", "channel", "scope", "label", "created", "last_used", "expires",
+                "revoked")  # fmt: skip
+
+
+def _token_fields(row: sqlite3.Row) -> dict:
+    return {key: row[key] for key in TOKEN_FIELDS}
+
+
+def get_token(db: sqlite3.Connection, token_id: int) -> dict | None:
+    """One token as list_tokens shows it, with its owner's `user_id`; None if there is none."""
+    row = db.execute(f"{_TOKENS} WHERE tokens.id = ?", (token_id,)).fetchone()
+    return None if row is None else {**_token_fields(row), "user_id": row["user_id"]}
 
 
 def revoke_own_token(db: sqlite3.Connection, user_id: int, token_id: int) -> None:

@@ -1,9 +1,10 @@
 """Who is asking: one identify() behind every way a client can present a credential.
 
 Flask-HTTPAuth reads the headers: Basic (`TOKEN:x-auth-token`, `__token__:TOKEN`, or a user
-name and password) and `X-Auth: TOKEN`. A token in the path (`/api/repo/t/TOKEN/...`,
-`/api/t/TOKEN/repo/...`) is taken out of the URL values before the view runs and wins over
-any header. No credential at all is the anonymous caller; a wrong one is always a 401.
+name and password), `Authorization: Bearer TOKEN` (the JSON API's clients) and
+`X-Auth: TOKEN`. A token in the path (`/api/repo/t/TOKEN/...`, `/api/t/TOKEN/repo/...`) is
+taken out of the URL values before the view runs and wins over any header. No credential at
+all is the anonymous caller; a wrong one is always a 401.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from flask import Flask, current_app, g, request
 from flask_httpauth import HTTPBasicAuth, HTTPTokenAuth, MultiAuth
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import accounts, responses, throttle
+from . import accounts, responses, session_upload, throttle
 from .accounts import ANONYMOUS, Identity, TokenRefused
 from .db import get_db
 from .errors import Forbidden, NotFound, RepoError, Unauthorized
@@ -41,6 +42,7 @@ def _from_token(secret: str) -> Identity | None:
         return accounts.check_token(get_db(), secret)
     except TokenRefused as refused:
         g.auth_failure = str(refused)
+        g.auth_code = refused.code
         return None
 
 
@@ -54,13 +56,17 @@ def _verify_basic(username: str, password: str):
         return _path_token_identity()
     if "Authorization" not in request.headers:
         # Flask-HTTPAuth calls this without any Authorization header too (X-Auth goes to
-        # the other verifier): that is the anonymous caller.
-        return _Anonymous
+        # the other verifier): that is the anonymous caller, or the web UI uploading with
+        # its session and CSRF header.
+        return session_upload.identity(_Anonymous)
     authorization = request.authorization
+    if authorization is not None and authorization.type == "bearer" and authorization.token:
+        # Only without X-Auth: MultiAuth hands Bearer and X-Auth to _verify_header.
+        return _from_token(authorization.token)
     if authorization is None or authorization.type != "basic" or not username:
-        # Flask-HTTPAuth reads any scheme as Basic; an unreadable or other header is a
+        # Flask-HTTPAuth reads any other scheme as Basic; an unreadable or other header is a
         # wrong credential, never the anonymous caller.
-        g.auth_failure = "Invalid Authorization header: use Basic"
+        g.auth_failure = "Invalid Authorization header: use Basic or Bearer"
         return None
     if "X-Auth" in request.headers:
         g.auth_failure = "Send one credential: Authorization or X-Auth, not both"
@@ -73,6 +79,7 @@ def _verify_basic(username: str, password: str):
     identity = accounts.check_password(get_db(), username, password)
     if identity is None:
         g.auth_failure = "Invalid user name or password"
+        g.auth_code = "invalid_credentials"
     return identity
 
 
@@ -100,7 +107,7 @@ def _auth_error(status: int):
         _refuse_throttled()
         throttle.record_failure(get_db(), _client())
         message = g.pop("auth_failure", "Invalid or missing credentials")
-        return responses.error(401, message, CHALLENGE)
+        return responses.error(401, message, CHALLENGE, g.pop("auth_code", "invalid_credentials"))
     return responses.error(status, "Forbidden")
 
 
@@ -118,7 +125,21 @@ def _refuse_throttled() -> None:
             f"Too many failed authentications from this address: try again in {wait} s",
             429,
             {"Retry-After": str(wait)},
+            code="rate_limited",
         )
+
+
+def login(username: str, password: str) -> Identity:
+    """The user a name and password belong to, throttled and counted as every password is
+    (the JSON API's login, which takes them in its body); Unauthorized when wrong."""
+    _refuse_throttled()
+    identity = accounts.check_password(get_db(), username, password)
+    if identity is None:
+        throttle.record_failure(get_db(), _client())
+        raise Unauthorized(
+            "Invalid user name or password", headers=CHALLENGE, code="invalid_credentials"
+        )
+    return identity
 
 
 def current_identity() -> Identity | None:

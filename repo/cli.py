@@ -1,7 +1,10 @@
-"""The `repo` command: serve, and administer users, channels, tokens and files.
+"""The `repo` command: serve and administer the data directory, and, from anywhere, work
+with a server (repo.remote).
 
-Errors go to stderr with exit status 1; `token create` prints the token alone on stdout so
-that `TOKEN=$(repo token create ...)` works.
+The shared verbs (channel, token, yank, unyank) have one set of arguments and one way of
+printing on both sides; `_Local` and `remote.target.Remote` are their two faces. Errors go to
+stderr; `token create` prints the token alone on stdout so that `TOKEN=$(repo token create
+...)` works.
 """
 
 from __future__ import annotations
@@ -17,18 +20,24 @@ import click
 from . import accounts, config, create_app, files, maintenance
 from .blobs import BlobStore
 from .db import close_db, get_db
-from .errors import Invalid, NotFound, RepoError
-from .mirror import prefetch, settings
+from .errors import Conflict, Invalid, NotFound, RepoError
+from .mirror import prefetch, settings, sync
 from .mirror import pypi as mirror_pypi
+from .remote import account, commands
+from .remote.client import exit_code
+from .remote.target import Verbs, Where
+
+_GIVEN = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
 
 
-class _Context:
-    def __init__(self, data_dir: str):
-        self.data_dir = data_dir
-        self._app = None
+class _Context(Where):
+    """The root options: where the shared verbs go (Where), and the data directory's app."""
+
+    _app = None
 
     def db(self):
         if self._app is None:
+            self.refuse_server()
             config.keep_private(self.data_dir)
             self._app = create_app({"DATA_DIR": self.data_dir})
             self._app.app_context().push()
@@ -37,6 +46,50 @@ class _Context:
     def blobs(self) -> BlobStore:
         self.db()
         return self._app.extensions["blobs"]
+
+    def verbs(self) -> Verbs:
+        """The shared verbs on the server this command goes to, else on the data directory."""
+        return self.remote() if self.server_url() else _Local(self.db())
+
+
+class _Local:
+    """The shared verbs on the data directory (remote.target.Verbs)."""
+
+    def __init__(self, db):
+        self.db = db
+
+    def create_channel(self, name: str, owner: str | None, public: bool,
+                       description: str) -> None:  # fmt: skip
+        if not owner:
+            raise click.UsageError("Give --owner USER: on the data directory a channel is made"
+                                   " for a named owner")  # fmt: skip
+        owner_id = accounts.get_user(self.db, owner)["id"]
+        accounts.create_channel(self.db, name, owner_id, public, description)
+
+    def grant(self, channel: str, user: str, role: str) -> None:
+        accounts.grant(self.db, _channel(self.db, channel)["id"],
+                       accounts.get_user(self.db, user)["id"], role)  # fmt: skip
+
+    def create_token(self, user: str | None, channel: str | None, scope: str | None,
+                     expires_in: str | None, label: str) -> str:  # fmt: skip
+        if not user:
+            raise click.UsageError("Give USER: on the data directory a token is made for a"
+                                   " named user")  # fmt: skip
+        user_id = accounts.get_user(self.db, user)["id"]
+        channel_id = _channel(self.db, channel)["id"] if channel else None
+        expires = accounts.parse_duration(expires_in) if expires_in else None
+        return accounts.create_token(self.db, user_id, channel_id, scope, expires, label)[1]
+
+    def list_tokens(self, user: str | None) -> list[dict]:
+        user_id = accounts.get_user(self.db, user)["id"] if user else None
+        return accounts.list_tokens(self.db, user_id)
+
+    def revoke_token(self, token_id: int) -> None:
+        accounts.revoke_token(self.db, token_id)
+
+    def set_yanked(self, channel: str, filename: str, yanked: bool,
+                   reason: str | None) -> None:  # fmt: skip
+        files.set_yanked(self.db, _channel(self.db, channel)["id"], filename, yanked, reason)
 
 
 def _channel(db, name: str):
@@ -51,10 +104,25 @@ def _channel(db, name: str):
     "--data-dir", envvar="REPO_DATA_DIR", default="./data", show_default=True,
     help="Database and blob directory (REPO_DATA_DIR).",
 )  # fmt: skip
+@click.option("--server", envvar="REPO_URL", metavar="URL",
+              help="Send the shared verbs to this server (REPO_URL).")  # fmt: skip
 @click.pass_context
-def cli(ctx: click.Context, data_dir: str) -> None:
-    """repo: private channels of Python and R packages."""
-    ctx.obj = _Context(data_dir)
+def cli(ctx: click.Context, data_dir: str, server: str | None) -> None:
+    """repo: private channels of Python and R packages.
+
+    \b
+    Local or remote, one rule:
+    - serve, user, fsck, gc, backup, restore and mirror work on the data directory.
+    - The shared verbs (channel, token, yank, unyank, package, upload, whoami, logout) go to
+      a server when --server or REPO_URL names one, or when you have logged in (repo login
+      URL) and gave no --data-dir or REPO_DATA_DIR; else to the data directory. Giving both
+      is a usage error.
+    - REPO_TOKEN, when set, is the token used, whatever login is stored.
+    """
+    ctx.obj = _Context(
+        data_dir, ctx.get_parameter_source("data_dir") in _GIVEN, server,
+        ctx.get_parameter_source("server") == click.core.ParameterSource.COMMANDLINE,
+    )  # fmt: skip
 
 
 @cli.command()
@@ -101,13 +169,14 @@ def channel() -> None:
 
 @channel.command("create")
 @click.argument("name")
-@click.option("--owner", required=True, help="User who owns the channel.")
-@click.option("--public", is_flag=True, help="Readable without credentials.")
+@click.option("--owner", help="User who owns the channel (data directory only; on a server: you).")
+@click.option("--public/--private", default=False, help="Readable without credentials, or not.")
+@click.option("--description", default="", help="What the channel holds.")
 @click.pass_obj
-def channel_create(obj: _Context, name: str, owner: str, public: bool) -> None:
+def channel_create(obj: _Context, name: str, owner: str | None, public: bool,
+                   description: str) -> None:  # fmt: skip
     """Create a channel (private unless --public)."""
-    db = obj.db()
-    accounts.create_channel(db, name, accounts.get_user(db, owner)["id"], public)
+    obj.verbs().create_channel(name, owner, public, description)
     click.echo(f"Created {'public' if public else 'private'} channel '{name}'")
 
 
@@ -118,9 +187,7 @@ def channel_create(obj: _Context, name: str, owner: str, public: bool) -> None:
 @click.pass_obj
 def channel_grant(obj: _Context, channel_name: str, user_name: str, role: str) -> None:
     """Give a user a role in a channel."""
-    db = obj.db()
-    accounts.grant(db, _channel(db, channel_name)["id"], accounts.get_user(db, user_name)["id"],
-                   role)  # fmt: skip
+    obj.verbs().grant(channel_name, user_name, role)
     click.echo(f"User '{user_name}' is now {role} in channel '{channel_name}'")
 
 
@@ -130,21 +197,19 @@ def token() -> None:
 
 
 @token.command("create")
-@click.argument("user_name", metavar="USER")
+@click.argument("user_name", metavar="[USER]", required=False)
 @click.option("--channel", "channel_name", help="Make a channel token for this channel.")
-@click.option("--scope", type=click.Choice(accounts.SCOPES), help="read or write.")
+@click.option("--scope", type=click.Choice(accounts.SCOPES),
+              help="read or write; a user token also manage. Required on a server and for a"
+                   " channel token; a local user token defaults to manage.")  # fmt: skip
 @click.option("--expires-in", help="A duration: 90d, 12h, 30m or 45s.")
 @click.option("--label", default="", help="What the token is for.")
 @click.pass_obj
-def token_create(obj: _Context, user_name: str, channel_name: str | None, scope: str | None,
-                 expires_in: str | None, label: str) -> None:  # fmt: skip
-    """Create a token and print it (only this once)."""
-    db = obj.db()
-    user_id = accounts.get_user(db, user_name)["id"]
-    channel_id = _channel(db, channel_name)["id"] if channel_name else None
-    expires = accounts.parse_duration(expires_in) if expires_in else None
-    _, secret = accounts.create_token(db, user_id, channel_id, scope, expires, label)
-    click.echo(secret)
+def token_create(obj: _Context, user_name: str | None, channel_name: str | None,
+                 scope: str | None, expires_in: str | None, label: str) -> None:  # fmt: skip
+    """Create a token and print it (only this once). USER: required on the data directory;
+    on a server it is you unless an admin names another user."""
+    click.echo(obj.verbs().create_token(user_name, channel_name, scope, expires_in, label))
 
 
 @token.command("list")
@@ -152,10 +217,8 @@ def token_create(obj: _Context, user_name: str, channel_name: str | None, scope:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @click.pass_obj
 def token_list(obj: _Context, user_name: str | None, as_json: bool) -> None:
-    """List tokens (never their secrets)."""
-    db = obj.db()
-    user_id = accounts.get_user(db, user_name)["id"] if user_name else None
-    rows = accounts.list_tokens(db, user_id)
+    """List tokens (never their secrets); on a server your own, or USER's for an admin."""
+    rows = obj.verbs().list_tokens(user_name)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -170,7 +233,7 @@ def token_list(obj: _Context, user_name: str | None, as_json: bool) -> None:
 @click.pass_obj
 def token_revoke(obj: _Context, token_id: int) -> None:
     """Revoke a token; it is refused from the next request on."""
-    accounts.revoke_token(obj.db(), token_id)
+    obj.verbs().revoke_token(token_id)
     click.echo(f"Revoked token {token_id}")
 
 
@@ -198,15 +261,22 @@ def _duration(_ctx, _param, value: str | None):
                    " least recently downloaded.")  # fmt: skip
 @click.option("--min-age", "min_age", metavar="DURATION", callback=_duration,
               help="Hide upstream files uploaded less recently (7d; pypi only).")  # fmt: skip
+@click.option("--sync", "sync_file", type=click.File(), metavar="FILE",
+              help="Active: what to sync, a requirements file (pypi) or R package names, one"
+                   " per line (cran).")  # fmt: skip
+@click.option("--every", callback=_duration, metavar="DURATION",
+              help="Active: sync this often (default 24h).")  # fmt: skip
 @click.pass_obj
 def mirror_create(obj: _Context, channel_name: str, kind: str, source: str, ttl, mode: str,
                   file_hosts: tuple[str, ...], username: str | None, password: str | None,
-                  quota: int | None, min_age) -> None:  # fmt: skip
+                  quota: int | None, min_age, sync_file, every) -> None:  # fmt: skip
     """Make CHANNEL mirror an upstream index of one type."""
     db = obj.db()
+    sync = _sync_list(kind, sync_file) if sync_file else ()
     made = settings.create(db, _channel(db, channel_name)["id"], kind, source, ttl=ttl,
                            mode=mode, file_hosts=file_hosts, username=username,
-                           password=password, quota=quota, min_age=min_age)  # fmt: skip
+                           password=password, quota=quota, min_age=min_age, sync=sync,
+                           every=every)  # fmt: skip
     click.echo(f"Channel '{channel_name}' mirrors {made.source} ({kind}, ttl {made.ttl} s)")
 
 
@@ -300,6 +370,32 @@ def mirror_refresh(obj: _Context, channel_name: str, name: str | None, kind: str
     click.echo(f"Checked '{page['key']}' upstream: {state}{serial}")
 
 
+def _sync_list(kind: str, handle) -> tuple[str, ...]:
+    """A sync file's entries: requirements as pip reads them, or R names (# comments)."""
+    lines = list(handle)
+    if kind == "pypi":
+        return tuple(str(requirement) for requirement in prefetch.requirements(lines))
+    return tuple(name for line in lines if (name := line.split("#", 1)[0].strip()))
+
+
+@mirror.command("sync")
+@click.argument("channel_name", metavar="CHANNEL")
+@_KIND_OPTION
+@click.pass_obj
+def mirror_sync(obj: _Context, channel_name: str, kind: str) -> None:
+    """Run an active mirror's sync now (the server runs it on its schedule)."""
+    db = obj.db()
+    found = settings.find(db, _channel(db, channel_name)["id"], kind)
+    if found is None or found.mode != "active":
+        raise Invalid(f"Channel '{channel_name}' has no active {kind} mirror")
+    result = sync.run(obj._app, found.id, click.echo)
+    if result is None:
+        raise Conflict("A server worker is running this sync now: try again when it is done")
+    click.echo(result.text)
+    if result.failed:
+        sys.exit(1)
+
+
 @mirror.command("prefetch")
 @click.argument("channel_name", metavar="CHANNEL")
 @click.argument("packages", metavar="[PKG...]", nargs=-1)
@@ -334,8 +430,7 @@ def mirror_prefetch(obj: _Context, channel_name: str, packages: tuple[str, ...],
 @click.pass_obj
 def yank(obj: _Context, channel_name: str, filename: str, reason: str) -> None:
     """Yank a file (PEP 592): installers skip it unless it is pinned exactly."""
-    db = obj.db()
-    files.set_yanked(db, _channel(db, channel_name)["id"], filename, True, reason)
+    obj.verbs().set_yanked(channel_name, filename, True, reason)
     click.echo(f"Yanked {filename}")
 
 
@@ -345,8 +440,7 @@ def yank(obj: _Context, channel_name: str, filename: str, reason: str) -> None:
 @click.pass_obj
 def unyank(obj: _Context, channel_name: str, filename: str) -> None:
     """Undo a yank."""
-    db = obj.db()
-    files.set_yanked(db, _channel(db, channel_name)["id"], filename, False, None)
+    obj.verbs().set_yanked(channel_name, filename, False, None)
     click.echo(f"Unyanked {filename}")
 
 
@@ -399,6 +493,7 @@ def backup(obj: _Context, destination: Path) -> None:
 @click.pass_obj
 def restore(obj: _Context, source: Path) -> None:
     """Restore a backup into the (empty) data dir; then run fsck."""
+    obj.refuse_server()
     config.keep_private(obj.data_dir)
     try:
         count = maintenance.restore(source, Path(obj.data_dir))
@@ -407,10 +502,20 @@ def restore(obj: _Context, source: Path) -> None:
     click.echo(f"restored the database and {count} blobs into {obj.data_dir}")
 
 
+for _command in (account.login, account.logout, account.whoami, commands.upload,
+                 commands.package):  # fmt: skip
+    cli.add_command(_command)
+for _command in (commands.channel_list, commands.channel_show, commands.channel_edit,
+                 commands.channel_remove):  # fmt: skip
+    channel.add_command(_command)
+token.add_command(commands.token_rotate)
+
+
 def main() -> None:
-    """Entry point of the `repo` console script."""
+    """Entry point of the `repo` console script: a refusal's message on stderr, and its exit
+    status (1; 3 not found or forbidden, 4 not authenticated, 5 conflict)."""
     try:
         cli(standalone_mode=True)
     except RepoError as error:
         click.echo(f"repo: {error.message}", err=True)
-        sys.exit(1)
+        sys.exit(exit_code(error))

@@ -48,7 +48,7 @@ def _add_mirrors(connection: sqlite3.Connection) -> None:
             connection.execute(statement)
 
 
-# The tables of version 4, exactly as schema.sql has them (a test compares the two).
+# The tables of version 4, as schema.sql had them then (tests/fixtures/schemas/v4.sql).
 _MIRROR_TABLES = """
 -- An upstream index a channel mirrors (a pull-through cache), at most one per side. The
 -- credentials are sent to the source's host only and never shown or logged; the rest of the
@@ -147,12 +147,61 @@ CREATE TABLE mirror_rules (
 """
 
 
+def _scope_every_token(connection: sqlite3.Connection) -> None:
+    """Version 5: channel descriptions, and a scope on every token: the user tokens made
+    before (scope NULL, their user's full rights) become `manage`. SQLite cannot change a
+    CHECK in place, so the tokens table is rebuilt (no table references it)."""
+    connection.execute("ALTER TABLE channels ADD COLUMN description TEXT NOT NULL DEFAULT ''")
+    connection.execute(_TOKENS_V5)
+    connection.execute(
+        "INSERT INTO tokens_v5 (id, hash, user_id, channel_id, scope, label, created, expires,"
+        " last_used, revoked) SELECT id, hash, user_id, channel_id, coalesce(scope, 'manage'),"
+        " label, created, expires, last_used, revoked FROM tokens"
+    )
+    connection.execute("DROP TABLE tokens")
+    connection.execute("ALTER TABLE tokens_v5 RENAME TO tokens")
+    connection.execute("CREATE INDEX tokens_user ON tokens(user_id)")
+
+
+# The tokens table of version 5, as schema.sql has it (a test compares the two).
+_TOKENS_V5 = """
+CREATE TABLE tokens_v5 (
+    id         INTEGER PRIMARY KEY,
+    hash       TEXT NOT NULL UNIQUE,
+    user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    channel_id INTEGER REFERENCES channels(id) ON DELETE CASCADE,
+    scope      TEXT NOT NULL CHECK (scope IN ('read', 'write', 'manage')),
+    label      TEXT NOT NULL DEFAULT '',
+    created    TEXT NOT NULL,
+    expires    TEXT,
+    last_used  TEXT,
+    revoked    TEXT,
+    CHECK (channel_id IS NULL OR scope IN ('read', 'write'))
+)
+"""
+
+
+def _add_mirror_sync(connection: sqlite3.Connection) -> None:
+    """Version 6: an active mirror's scheduled sync (its allow-list, period and last run)."""
+    columns = (
+        "sync_list TEXT NOT NULL DEFAULT '[]'",
+        "sync_every INTEGER",
+        "next_sync REAL NOT NULL DEFAULT 0",
+        "last_sync TEXT",
+        "sync_result TEXT",
+    )
+    for column in columns:
+        connection.execute(f"ALTER TABLE mirrors ADD COLUMN {column}")
+
+
 # MIGRATIONS[n] brings a database at user_version n+1 to n+2; schema.sql is always the newest
 # schema, so a fresh database skips them all.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _add_auth_failures,
     _add_sessions_and_used_filenames,
     _add_mirrors,
+    _scope_every_token,
+    _add_mirror_sync,
 ]
 
 

@@ -23,12 +23,15 @@ class RepoError(Exception):
 
     status = 400
 
-    def __init__(self, message: str, status: int | None = None, headers: dict | None = None):
+    def __init__(self, message: str, status: int | None = None, headers: dict | None = None,
+                 code: str | None = None):  # fmt: skip
         super().__init__(message)
         self.message = message
         if status is not None:
             self.status = status
         self.headers = headers or {}
+        # The JSON API's stable problem code (repo.api.problems); None: the status says it.
+        self.code = code
 
 
 class Invalid(RepoError):
@@ -111,7 +114,7 @@ def init_app(app) -> None:
     @app.errorhandler(RepoError)
     def handle_repo_error(error: RepoError):
         log.info("refused %s: %s", error.status, one_line(error.message, 500))
-        return responses.error(error.status, error.message, error.headers)
+        return responses.error(error.status, error.message, error.headers, error.code)
 
     @app.errorhandler(OSError)
     @app.errorhandler(sqlite3.OperationalError)

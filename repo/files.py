@@ -36,6 +36,17 @@ class NewFile:
     metadata: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Stored:
+    """What an upload came to: where the file is, and whether this request added it (an
+    identical re-upload did not)."""
+
+    kind: str
+    subdir: str
+    filename: str
+    created: bool
+
+
 def find(db: sqlite3.Connection, channel_id: int, kind: str, subdir: str, filename: str):
     return db.execute(
         "SELECT * FROM files WHERE channel_id = ? AND kind = ? AND subdir = ? AND filename = ?",
@@ -65,7 +76,8 @@ def existing(db: sqlite3.Connection, channel_id: int, new: NewFile) -> bool:
         return True
     raise Conflict(
         f"File already exists ('{new.filename}', sha256 {row['sha256'][:12]}...) "
-        "with different content"
+        "with different content",
+        code="file_exists",
     )
 
 
@@ -253,6 +265,17 @@ def delete_file(db: sqlite3.Connection, channel_id: int, file_id: int) -> int:
             db.execute("DELETE FROM packages WHERE id = ?", (row["package_id"],))
         _bump(db, channel_id)
     return left
+
+
+def named(db: sqlite3.Connection, channel_id: int, filename: str) -> list[sqlite3.Row]:
+    """The channel's files of this name (an R file name can stand in several trees), each
+    with its package's normalized `package` name and `display_name`."""
+    return db.execute(
+        "SELECT files.*, packages.name AS package, packages.display_name FROM files"
+        " JOIN packages ON packages.id = files.package_id"
+        " WHERE files.channel_id = ? AND files.filename = ? ORDER BY files.kind, files.subdir",
+        (channel_id, filename),
+    ).fetchall()
 
 
 def file_in_channel(db: sqlite3.Connection, channel_id: int, file_id: int) -> sqlite3.Row:

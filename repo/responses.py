@@ -11,11 +11,17 @@ from .errors import one_line
 UI = "ui"
 
 
-def error(status: int, message: str, headers: dict | None = None) -> Response:
+def error(status: int, message: str, headers: dict | None = None,
+          code: str | None = None) -> Response:  # fmt: skip
     """A one-line text answer whose reason phrase is the message too (twine shows only that);
-    a page of the web UI gets an HTML page that says the same."""
+    a page of the web UI gets an HTML page that says the same, the JSON API (and an upload
+    asking for JSON) a problem document with `code`."""
+    from .api import problems
+
     if UI in request.blueprints:
         return _page(status, message, headers)
+    if problems.wanted():
+        return problems.response(status, message, headers, code)
     line = one_line(message)
     response = Response(line + "\n", status=status, mimetype="text/plain", headers=headers)
     response.status = f"{status} {line}"

@@ -1,11 +1,13 @@
 """Serving with gunicorn: gthread workers, so a slow 1 GB upload or download is not killed by
 the worker timeout (the heartbeat runs beside the request threads), reading requests under
-deadlines (repo.worker), and a redacting log."""
+deadlines (repo.worker), a redacting log, and in each worker the active mirrors' schedule."""
 
 from __future__ import annotations
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+
+from .mirror.sync import Scheduler
 
 
 def options(bind: str, workers: int, threads: int) -> dict:
@@ -22,6 +24,7 @@ def options(bind: str, workers: int, threads: int) -> dict:
         "logger_class": "repo.logs.RedactingLogger",
         "control_socket_disable": True,
         "when_ready": _announce,
+        "post_worker_init": _start_sync,
     }
 
 
@@ -29,6 +32,11 @@ def _announce(arbiter) -> None:
     """Say where the server is, with the port the OS chose when the bind asked for port 0."""
     for listener in arbiter.LISTENERS:
         print(f"repo is ready at {listener}/", flush=True)
+
+
+def _start_sync(worker) -> None:
+    """Each worker runs the active mirrors' schedule (a lease lets one of them run each sync)."""
+    Scheduler(worker.wsgi).start()
 
 
 class Server(BaseApplication):

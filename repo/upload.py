@@ -1,5 +1,7 @@
 """The one upload endpoint, `POST /api/repo/CHANNEL` (with or without a slash, and under both
-token-in-path prefixes): authorise, then hand the form to the Python or R side.
+token-in-path prefixes): authorise, then hand the form to the Python or R side, and answer in
+text (twine, uv, curl) or, to `Accept: application/json`, with the file's JSON (the remote
+command line and the web UI).
 
 twine never follows a redirect on upload, so both URL forms are routes of their own.
 """
@@ -9,7 +11,8 @@ from __future__ import annotations
 from flask import Blueprint, Flask, Request, current_app, request
 from werkzeug.formparser import FormDataParser, MultiPartParser
 
-from . import PREFIXES, auth
+from . import PREFIXES, auth, files, responses
+from .api import problems, shapes
 from .blobs import PendingBlob
 from .config import MB
 from .cran import upload as cran_upload
@@ -123,7 +126,21 @@ def upload(channel: str):
     else:
         raise Invalid("Missing form field ':action' (Python) or 'filetype' (R)")
     _refuse_repeated_fields(form, side.SINGLE_FIELDS)
-    return side.handle(target, auth.current_identity(), form, uploaded_blob)
+    stored = side.handle(target, auth.current_identity(), form, uploaded_blob)
+    if problems.accepts_json():
+        # 201 for a new file, 200 for an identical re-upload (twine's rule, kept for text).
+        return shapes.stored_file(target, stored), 201 if stored.created else 200
+    return responses.text(_message(target, stored))
+
+
+IDENTICAL = "File already exists (identical content)"
+
+
+def _message(channel, stored: files.Stored) -> str:
+    if not stored.created:
+        return IDENTICAL
+    where = f" ({stored.subdir})" if stored.subdir else ""
+    return f"Uploaded {stored.filename} to channel '{channel['name']}'{where}"
 
 
 def _refuse_repeated_fields(form, single_fields: tuple[str, ...]) -> None:

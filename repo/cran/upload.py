@@ -10,7 +10,7 @@ from collections.abc import Callable
 from flask import current_app
 from werkzeug.datastructures import MultiDict
 
-from .. import files, responses
+from .. import files
 from ..accounts import Identity
 from ..blobs import PendingBlob
 from ..db import get_db
@@ -19,15 +19,14 @@ from . import description
 
 KIND = "cran"
 FILETYPES = (description.SOURCE, description.BINARY)
-IDENTICAL = "File already exists (identical content)"
 # Every field of an R upload is single: which of two `platform`s would count is an accident.
 SINGLE_FIELDS = ("filetype", "platform", "rversion")
 _STEM = re.compile(r"(?P<stem>.+?)(?:\.tar\.gz|\.tar\.xz|\.tar\.bz2|\.tar|\.tgz|\.zip)")
 
 
 def handle(channel, identity: Identity, form: MultiDict,
-           uploaded: Callable[[str], tuple[PendingBlob, str] | None]):  # fmt: skip
-    """Answer one R package upload to `channel`."""
+           uploaded: Callable[[str], tuple[PendingBlob, str] | None]) -> files.Stored:  # fmt: skip
+    """Take one R package upload to `channel`."""
     filetype = form.get("filetype", "")
     if filetype not in FILETYPES:
         raise Invalid(f"Unknown filetype '{filetype}': use {' or '.join(FILETYPES)}")
@@ -49,12 +48,12 @@ def handle(channel, identity: Identity, form: MultiDict,
     )  # fmt: skip
     db = get_db()
     if files.existing(db, channel["id"], new):
-        return responses.text(IDENTICAL)
+        return files.Stored(KIND, subdir, filename, created=False)
     _check_version_is_free(db, channel["id"], new)
-    if not files.publish(db, channel["id"], new, identity.user_id, [pending]):
-        return responses.text(IDENTICAL)
-    current_app.logger.info("cran upload %s to %s/%s", filename, channel["name"], subdir)
-    return responses.text(f"Uploaded {filename} to channel '{channel['name']}' ({subdir})")
+    created = files.publish(db, channel["id"], new, identity.user_id, [pending])
+    if created:
+        current_app.logger.info("cran upload %s to %s/%s", filename, channel["name"], subdir)
+    return files.Stored(KIND, subdir, filename, created)
 
 
 def _check_client_name(client_name: str, package: description.RPackage) -> None:
@@ -79,5 +78,6 @@ def _check_version_is_free(db, channel_id: int, new: files.NewFile) -> None:
     ).fetchone()
     if taken is not None:
         raise Conflict(
-            f"File already exists: {new.name} {new.version} is in {new.subdir} as '{taken[0]}'"
+            f"File already exists: {new.name} {new.version} is in {new.subdir} as '{taken[0]}'",
+            code="file_exists",
         )

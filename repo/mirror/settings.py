@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from ..db import now, transaction
@@ -22,6 +23,7 @@ KINDS = ("pypi", "cran")
 MODES = ("passive", "active")
 # mirror.md R1 and R28: PyPI's own max-age; R caches an index for an hour per session.
 DEFAULT_TTL = {"pypi": timedelta(minutes=10), "cran": timedelta(hours=1)}
+DEFAULT_SYNC_EVERY = timedelta(hours=24)  # an active mirror's sync, when --every is not given
 RULES = ("reserve", "merge")
 # R21, in SQL over mirror_files: whether a file's upload-time is after the cutoff bound to its
 # one parameter (epoch seconds; NULL for none). One without a readable upload-time never is.
@@ -47,6 +49,8 @@ class Mirror:
     password: str | None
     quota: int | None = None  # bytes of mirror-only cached files kept (R17)
     min_age: int | None = None  # seconds an upload-time must be past to be offered (R21)
+    sync_list: tuple[str, ...] = ()  # active: requirements (pypi) or R package names (cran)
+    sync_every: int | None = None  # active: seconds between syncs
 
     def public(self) -> dict:
         """What may be shown to the channel's owners: never the credentials."""
@@ -59,6 +63,8 @@ class Mirror:
             "credentials": self.username is not None or self.password is not None,
             "quota": self.quota,
             "min_age": self.min_age,
+            "sync": list(self.sync_list),
+            "sync_every": self.sync_every,
         }
 
 
@@ -67,7 +73,8 @@ def _mirror(row: sqlite3.Row) -> Mirror:
         id=row["id"], channel_id=row["channel_id"], kind=row["kind"], source=row["source"],
         file_hosts=tuple(json.loads(row["file_hosts"])), ttl=row["ttl"], mode=row["mode"],
         username=row["username"], password=row["password"], quota=row["quota"],
-        min_age=row["min_age"],
+        min_age=row["min_age"], sync_list=tuple(json.loads(row["sync_list"])),
+        sync_every=row["sync_every"],
     )  # fmt: skip
 
 
@@ -105,12 +112,14 @@ def check_source(source: str) -> str:
 def create(db: sqlite3.Connection, channel_id: int, kind: str, source: str, *,
            ttl: timedelta | None = None, mode: str = "passive", file_hosts: tuple[str, ...] = (),
            username: str | None = None, password: str | None = None, quota: int | None = None,
-           min_age: timedelta | None = None) -> Mirror:  # fmt: skip
+           min_age: timedelta | None = None, sync: tuple[str, ...] = (),
+           every: timedelta | None = None) -> Mirror:  # fmt: skip
     """Give the channel an upstream for `kind`; Conflict when it has one already.
 
     `quota`: bytes of cached files the mirror alone holds, past which the least recently
     downloaded are evicted (R17). `min_age`: upstream files uploaded less long ago are not
-    offered (R21); pypi only, as CRAN indexes carry no upload time.
+    offered (R21); pypi only, as CRAN indexes carry no upload time. An `active` mirror also
+    prefetches `sync` (requirements, or R package names) `every` so often (R0, R5).
     """
     _check_kind(kind)
     if quota is not None and quota < 1:
@@ -121,6 +130,8 @@ def create(db: sqlite3.Connection, channel_id: int, kind: str, source: str, *,
                       " indexes carry no upload time)")  # fmt: skip
     if mode not in MODES:
         raise Invalid(f"Invalid mode '{mode}': use passive or active")
+    sync_every = _sync_every(mode, sync, every)
+    synced = [_sync_entry(kind, entry) for entry in sync]
     seconds = int((ttl or DEFAULT_TTL[kind]).total_seconds())
     if seconds < 1:
         raise Invalid("Invalid TTL: at least 1 second")
@@ -131,15 +142,48 @@ def create(db: sqlite3.Connection, channel_id: int, kind: str, source: str, *,
         with transaction(db):
             db.execute(
                 "INSERT INTO mirrors (channel_id, kind, source, file_hosts, ttl, mode, username,"
-                " password, created, quota, min_age) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " password, created, quota, min_age, sync_list, sync_every)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (channel_id, kind, check_source(source), json.dumps(hosts), seconds, mode,
-                 username, password, now(), quota, age),
+                 username, password, now(), quota, age, json.dumps(synced), sync_every),
             )  # fmt: skip
     except sqlite3.IntegrityError:
         raise Conflict(f"The channel already mirrors a {kind} upstream: remove it first") from None
     found = find(db, channel_id, kind)
     assert found is not None
     return found
+
+
+def _sync_every(mode: str, sync: tuple[str, ...], every: timedelta | None) -> int | None:
+    """An active mirror's period in seconds; a passive one has none and no list."""
+    if mode == "passive":
+        if sync or every is not None:
+            raise Invalid("A sync list and period are for an active mirror (--mode active)")
+        return None
+    if not sync:
+        raise Invalid("An active mirror needs what to sync: a requirements file, or R packages")
+    seconds = int((every or DEFAULT_SYNC_EVERY).total_seconds())
+    if seconds < 1:
+        raise Invalid("Invalid sync period: at least 1 second")
+    return seconds
+
+
+def _sync_entry(kind: str, entry: str) -> str:
+    """One entry of a sync list as stored: a requirement pip would take, or an R name."""
+    if kind == "cran":
+        if not _NAME["cran"].fullmatch(entry):
+            raise Invalid(f"Invalid R package name '{entry}'")
+        return entry
+    try:
+        return str(Requirement(entry))
+    except InvalidRequirement as error:
+        raise Invalid(f"Invalid requirement '{entry}': {error}") from None
+
+
+def by_id(db: sqlite3.Connection, mirror_id: int) -> Mirror | None:
+    """The upstream with this id, if it is still there."""
+    row = db.execute("SELECT * FROM mirrors WHERE id = ?", (mirror_id,)).fetchone()
+    return _mirror(row) if row else None
 
 
 def find(db: sqlite3.Connection, channel_id: int, kind: str) -> Mirror | None:
@@ -165,6 +209,7 @@ def listing(db: sqlite3.Connection, channel_id: int | None = None) -> list[dict]
     return [
         {"channel": row["channel"], **_mirror(row).public(), "last_success": row["last_success"],
          "last_error": row["last_error"], "last_error_at": row["last_error_at"],
+         "last_sync": row["last_sync"], "sync_result": row["sync_result"],
          "cached_projects": row["cached_projects"], "cached_bytes": row["cached_bytes"]}
         for row in rows
     ]  # fmt: skip

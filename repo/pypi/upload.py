@@ -17,7 +17,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 from werkzeug.datastructures import MultiDict
 
-from .. import files, responses
+from .. import files, session_upload
 from ..accounts import Identity
 from ..blobs import PendingBlob
 from ..db import get_db
@@ -27,7 +27,6 @@ from . import metadata
 KIND = "pypi"
 DIGESTS = {"sha256_digest": ("sha256", 64), "blake2_256_digest": ("blake2_256", 64),
            "md5_digest": ("md5", 32)}  # fmt: skip
-IDENTICAL = "File already exists (identical content)"
 # What twine's protocol sends once per upload; the core-metadata fields of multiple use
 # (platform, classifiers, requires_dist, keywords, ...) come once per value.
 SINGLE_FIELDS = (":action", "protocol_version", "filetype", "name", "version", "metadata_version",
@@ -36,8 +35,8 @@ HEX = re.compile(r"[0-9a-fA-F]+")
 
 
 def handle(channel, identity: Identity, form: MultiDict,
-           uploaded: Callable[[str], tuple[PendingBlob, str] | None]):  # fmt: skip
-    """Answer one twine/uv upload request to `channel`."""
+           uploaded: Callable[[str], tuple[PendingBlob, str] | None]) -> files.Stored:  # fmt: skip
+    """Take one twine/uv upload to `channel`."""
     _check_action(form)
     part = uploaded("content")
     if part is None:
@@ -50,7 +49,7 @@ def handle(channel, identity: Identity, form: MultiDict,
 
     db = get_db()
     if files.existing(db, channel["id"], _describe(filename, pending)):
-        return responses.text(IDENTICAL)
+        return files.Stored(KIND, "", filename, created=False)
 
     pending.flush()
     dist = metadata.read_distribution(pending.path, filename)
@@ -63,9 +62,8 @@ def handle(channel, identity: Identity, form: MultiDict,
             metadata_sha256=content[1].sha256 if len(content) > 1 else None,
             metadata=dist.fields,
         )  # fmt: skip
-        if not files.publish(db, channel["id"], new, identity.user_id, content):
-            return responses.text(IDENTICAL)
-    return responses.text(f"Uploaded {filename} to channel '{channel['name']}'")
+        created = files.publish(db, channel["id"], new, identity.user_id, content)
+    return files.Stored(KIND, "", filename, created)
 
 
 @contextmanager
@@ -91,7 +89,7 @@ def _check_action(form: MultiDict) -> None:
 
 def _check_digests(form: MultiDict, pending: PendingBlob) -> None:
     sent = {field: form[field].strip() for field in DIGESTS if form.get(field, "").strip()}
-    if not sent:
+    if not sent and not session_upload.by_session():
         raise Invalid("Include at least one message digest (sha256_digest)")
     computed = pending.digests()
     for field, value in sent.items():

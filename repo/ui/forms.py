@@ -25,13 +25,17 @@ def csrf_token() -> str:
     return session["csrf"]
 
 
+def csrf_matches(sent: str) -> bool:
+    """Whether `sent` is this session's CSRF token (never true for a session without one)."""
+    expected = session.get("csrf", "").encode()
+    return bool(expected) and hmac.compare_digest(sent.encode(), expected)
+
+
 def check_csrf() -> None:
     """Before every request of the UI: anything but a read must carry the session's token."""
     if request.method in SAFE_METHODS:
         return
-    sent = request.form.get(FIELD, "").encode()
-    expected = session.get("csrf", "").encode()
-    if not expected or not hmac.compare_digest(sent, expected):
+    if not csrf_matches(request.form.get(FIELD, "")):
         raise Invalid(
             "This form was sent without its security token (CSRF) or with an old one:"
             " reload the page and try again"

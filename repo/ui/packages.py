@@ -1,16 +1,17 @@
-"""A package's page (its metadata, install commands and files by version) and what a
-channel's owners may do to a file: yank, unyank or delete it."""
+"""A package's page (its metadata, description, install commands and files by version) and
+what a channel's owners may do to a file: yank, unyank or delete it."""
 
 from __future__ import annotations
 
 import json
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from markupsafe import Markup
 
 from .. import files
 from ..db import get_db
 from ..errors import NotFound
-from . import commands, display
+from . import commands, display, readme
 from .session import channel_for, login_required
 
 bp = Blueprint("packages", __name__, url_prefix="/channels/<channel>")
@@ -18,7 +19,8 @@ bp = Blueprint("packages", __name__, url_prefix="/channels/<channel>")
 
 @bp.get("/<any(pypi, cran):kind>/<name>")
 def show(channel: str, kind: str, name: str):
-    """Metadata of the newest version; every file with its size, upload and uploader."""
+    """Metadata and description of the newest version; every file with its size, upload and
+    uploader."""
     row, role = channel_for(channel)
     detail = files.package_detail(get_db(), row["id"], kind, name)
     if detail is None:
@@ -28,13 +30,22 @@ def show(channel: str, kind: str, name: str):
     newest = versions[0][1][0]
     where = commands.Channel.at(request.host_url, channel)
     r_file = f"{package['name']}_{newest['version']}.tar.gz"
+    metadata = json.loads(newest["metadata"])
     return render_template(
         "ui/package.html", channel=row, role=role, package=package, versions=versions,
-        newest=newest, metadata=json.loads(newest["metadata"]),
+        newest=newest, metadata=metadata, description=_description(kind, metadata, versions),
         installs=commands.installs(where, kind, package["display_name"],
                                     public=bool(row["public"])),
         uploads=commands.uploads(where, kind, r_file=r_file),
     )  # fmt: skip
+
+
+def _description(kind: str, metadata: dict, versions: list) -> Markup | str | None:
+    """The newest version's long description: a Python project's rendered as PyPI does, an R
+    package's DESCRIPTION field as plain text."""
+    if kind == "cran":
+        return metadata.get("Description")
+    return readme.description(current_app.extensions["blobs"], versions[0][1])
 
 
 def _owned_file(channel: str, file_id: int):

@@ -52,13 +52,19 @@ def _use_cookie_sessions(state) -> None:
 WRONG_CREDENTIALS = "Invalid user name or password"
 
 
+def signed_in() -> accounts.Identity | None:
+    """The user whose live session the cookie names, or None (no cookie, or its session was
+    ended, has expired, its user is disabled or has a new password)."""
+    if "session_id" not in session:
+        return None
+    return accounts.session_user(get_db(), session["session_id"], session.get("stamp", ""))
+
+
 def load_user() -> None:
     """Before every request of the UI: the signed-in user as `g.user`, or None."""
-    g.user = None
-    if "session_id" in session:
-        g.user = accounts.session_user(get_db(), session["session_id"], session.get("stamp", ""))
-        if g.user is None:
-            session.clear()
+    g.user = signed_in()
+    if g.user is None and "session_id" in session:
+        session.clear()
 
 
 def login_required(view: Callable) -> Callable:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from .browser import launch
 from .live import Dists, LiveServer, r_build, sandboxed_env
 from .upstreams import BlackHole, FakeCRAN, FakePyPI
 from .upstreams.cran import BINARY_TREES
@@ -17,6 +18,15 @@ def live_server(tmp_path_factory):
     server = LiveServer(tmp_path_factory.mktemp("server") / "data")
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, for one test module (tests/e2e/browser.py)."""
+    playwright, chromium = launch()
+    yield chromium
+    chromium.close()
+    playwright.stop()
 
 
 @pytest.fixture

@@ -40,13 +40,18 @@ def test_token_list_json_has_every_field_and_no_secret(data_dir):
     tokens = json.loads(result.stdout)
     assert secret not in result.stdout
     assert [(t["user"], t["channel"], t["scope"], t["label"]) for t in tokens] == [
-        ("alice", None, None, "ci"),
+        ("alice", None, "manage", "ci"),
         ("alice", "dev", "write", ""),
     ]
     for token in tokens:
         assert {"id", "user", "channel", "scope", "label", "created", "last_used", "expires",
                 "revoked"} <= set(token)  # fmt: skip
         assert token["revoked"] is None and token["last_used"] is None
+
+
+def test_a_local_user_token_may_have_a_narrower_scope(data_dir):
+    assert repo(data_dir, "token", "create", "alice", "--scope", "read").returncode == 0
+    assert json.loads(repo(data_dir, "token", "list", "--json").stdout)[0]["scope"] == "read"
 
 
 def test_token_revoke_marks_the_token(data_dir):
@@ -61,10 +66,12 @@ def test_token_revoke_marks_the_token(data_dir):
         (["user", "create", "alice", "--password", "another-password"], "already exists"),
         (["user", "create", "carol", "--password", "short"], "Password too short"),
         (["channel", "create", "Bad Name", "--owner", "alice"], "Invalid channel name"),
-        (["channel", "create", "t", "--owner", "alice"], "Invalid channel name"),
+        (["channel", "create", "t", "--owner", "alice"], "Channel name 't' is reserved"),
         (["channel", "create", "x", "--owner", "nobody"], "User 'nobody' not found"),
         (["channel", "grant", "nope", "alice", "--role", "read"], "Channel 'nope' not found"),
-        (["token", "create", "alice", "--channel", "dev"], "needs both a channel and a scope"),
+        (["token", "create", "alice", "--channel", "dev"], "channel token: use read or write"),
+        (["token", "create", "--scope", "read"], "Give USER"),
+        (["channel", "create", "x"], "Give --owner USER"),
         (["token", "create", "alice", "--expires-in", "soon"], "Invalid duration 'soon'"),
         (["token", "revoke", "99"], "Token 99 not found"),
         (["yank", "dev", "nope-1.0.tar.gz"], "File 'nope-1.0.tar.gz' not found"),

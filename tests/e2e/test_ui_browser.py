@@ -12,7 +12,7 @@ import re
 import pytest
 
 from ..unit.builders import r_source
-from .browser import DESKTOP, expect, launch, screenshots
+from .browser import DESKTOP, expect, screenshots
 from .live import ADMIN_PASSWORD, run, sandboxed_env, tool, twine_upload
 
 PASSWORD = "alice-password"
@@ -21,14 +21,6 @@ R_DESCRIPTION = (
     b"Package: abc\nVersion: 2.1\nTitle: Tools for ABC\nLicense: MIT\n"
     b"Depends: R (>= 3.5.0)\nImports: stats, utils\nNeedsCompilation: no\n"
 )
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright, chromium = launch()
-    yield chromium
-    chromium.close()
-    playwright.stop()
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from werkzeug.security import generate_password_hash
 from repo import accounts, create_app
 from repo.db import get_db
 
+from .apicalls import Api
 from .builders import token_auth
 from .webui import Visitor
 
@@ -45,3 +46,9 @@ def fast_passwords(monkeypatch):
     many users and sign-ins but are not about hashing."""
     cheap = functools.partial(generate_password_hash, method="pbkdf2:sha256:1")
     monkeypatch.setattr(accounts, "generate_password_hash", cheap)
+
+
+@pytest.fixture
+def api(app, client):
+    """The JSON API, each answer checked against the OpenAPI document (tests/unit/apicalls.py)."""
+    return Api(app, client)

@@ -20,6 +20,9 @@ What it covers
   for it, so the fast path's refusals are tested with a warm cache whatever the order of tests.
 - Credentials that identify nobody (wrong, mistyped, expired, revoked, a disabled user's token;
   wrong passwords; malformed or doubled headers): 401 with the message saying why.
+- The JSON API: every rule of the URL map under the `api` blueprint, asked by nobody (401
+  wherever a credential or a private channel is involved), by a read user token (403 exactly
+  where the route table documents it), and on a channel the caller may not see (404).
 - The web UI: every route (GET and POST) asked with each API credential form answers as to an
   anonymous visitor; the channel pages answer each signed-in role by the rules, and an owner's
   form changes what it names and nothing when refused.
@@ -62,6 +65,7 @@ from werkzeug.security import generate_password_hash
 from werkzeug.test import TestResponse
 
 from repo import accounts, create_app, tokens
+from repo.api.routing import ROUTES
 from repo.cran import paths
 from repo.db import get_db
 from repo.mirror import settings
@@ -142,8 +146,8 @@ REFUSED = {
     "wrong-password": "Invalid user name or password",
     "unknown-user": "Invalid user name or password",
     "disabled-users-password": "Invalid user name or password",
-    "bearer-scheme": "Invalid Authorization header: use Basic",
-    "bearer-with-basic-payload": "Invalid Authorization header: use Basic",
+    "bearer-scheme": "Invalid token",
+    "bearer-with-basic-payload": "Invalid token",
     "garbage-base64": "Invalid Authorization header: use Basic",
     "base64-without-colon": "Invalid Authorization header: use Basic",
     "empty-basic": "Invalid Authorization header: use Basic",
@@ -170,7 +174,7 @@ HEADERS = {
     "unknown-user": basic("mallory", "mallory-password"),
     "disabled-users-password": basic("dave", "dave-password"),
     "bearer-scheme": {"Authorization": "Bearer x"},
-    # Flask-HTTPAuth decodes any scheme as Basic; only Basic itself may carry a credential.
+    # Bearer carries a token only: a Basic payload after it is no token, never a password.
     "bearer-with-basic-payload": {
         "Authorization": "Bearer " + basic("alice", "alice-password")["Authorization"][6:]
     },
@@ -508,7 +512,7 @@ def test_every_api_rule_is_asked_in_every_form_of_credential_it_takes(world):
     rules = {
         (rule.endpoint, rule.rule, method): _forms_of(rule.rule)
         for rule in world.app.url_map.iter_rules()
-        if rule.rule.startswith("/api/")
+        if rule.rule.startswith("/api/") and not rule.endpoint.startswith(JSON_API)
         for method in rule.methods - {"OPTIONS"}
     }
 
@@ -563,6 +567,106 @@ def test_the_owners_read_a_cell_starts_with_leaves_the_page_to_the_fast_path(
     assert [answer and answer[0] for answer in answers] == ["200 OK"]
 
 
+# --- the JSON API -------------------------------------------------------------------------
+
+JSON_API = "api."
+# The URL values of the JSON API's rules, in the private channel (the token a sample of the
+# owner's; erin a member there).
+API_SAMPLE = {"channel": "priv", "user": "erin", "name": "erin", "kind": "pypi",
+              "family": "python", "filename": WHEEL_NAME}  # fmt: skip
+
+
+def _api_cells(world: World, channel: str = "priv") -> list[tuple[str, str, object]]:
+    """(method, URL, route) of every JSON API rule of the URL map, for the channel."""
+    routes = {(route.method, "/api" + route.rule): route for route in ROUTES}
+    cells = []
+    with world.app.test_request_context():
+        for rule in world.app.url_map.iter_rules():
+            if not rule.endpoint.startswith(JSON_API):
+                continue
+            values = {**API_SAMPLE, "token_id": world.sample["token_id"], "channel": channel}
+            url = world.app.url_for(rule.endpoint, **{k: values[k] for k in rule.arguments})
+            for method in rule.methods - {"HEAD", "OPTIONS"}:
+                cells.append((method, url, routes[method, rule.rule]))
+    return cells
+
+
+def _api_answers(world: World, headers: Callable[[], dict], channel: str = "priv",
+                 asked: Callable = lambda route: True) -> dict:  # fmt: skip
+    """The answer of every JSON API route that `asked` picks, with an empty JSON body."""
+    return {
+        (method, url): (route, send(world.client, method, url, headers=headers(), json={}))
+        for method, url, route in _api_cells(world, channel)
+        if asked(route)
+    }
+
+
+def test_the_route_table_is_the_url_map_of_the_json_api(world):
+    rules = {
+        (method, rule.rule)
+        for rule in world.app.url_map.iter_rules()
+        if rule.endpoint.startswith(JSON_API)
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+
+    assert rules == {(route.method, "/api" + route.rule) for route in ROUTES}
+    assert len(rules) > 30
+
+
+def test_nobody_is_401_on_every_json_api_route_but_the_open_ones(world):
+    wrong = {}
+    for key, (route, response) in _api_answers(world, dict).items():
+        needs_somebody = route.need in ("user", "manage", "admin") or route.channel is not None
+        if needs_somebody != (response.status_code == 401):
+            wrong[key] = response.status
+        elif needs_somebody:
+            assert response.headers.get_all("WWW-Authenticate") == [CHALLENGE]
+            assert response.get_json()["code"] == "auth_required"
+
+    assert wrong == {}
+
+
+def test_a_read_token_is_403_exactly_where_the_route_says_so(world):
+    """A user token of scope read, its user the owner of every channel asked: refused (403)
+    wherever managing is needed, so a read token mints no token and changes no channel."""
+    with world.db() as db:
+        alice = db.execute("SELECT id FROM users WHERE name = 'alice'").fetchone()[0]
+
+    def fresh() -> dict:  # a new one each time: DELETE /api/tokens/current revokes its own
+        with world.db() as db:
+            return token_auth(accounts.create_token(db, alice, scope="read")[1])
+
+    wrong = {}
+    for key, (route, response) in _api_answers(world, fresh).items():
+        if (403 in route.statuses) != (response.status_code == 403):
+            wrong[key] = response.status
+        elif response.status_code == 403:
+            assert response.get_json()["code"] == "forbidden"
+
+    assert wrong == {}
+
+
+@pytest.mark.parametrize(("credential", "channel"), [
+    ("non-member-user-token", "priv"), ("other-channel-token", "priv"),
+    ("owner-user-token", "nope"),
+])  # fmt: skip
+def test_a_channel_the_caller_may_not_see_is_404_on_every_channel_route(world, credential,
+                                                                        channel):  # fmt: skip
+    def headers() -> dict:
+        return token_auth(world.secrets[credential])
+
+    # Only the channel routes: the others would act (DELETE /api/tokens/current revokes).
+    answers = _api_answers(world, headers, channel, lambda route: route.channel is not None)
+    wrong = {
+        key: response.status
+        for key, (route, response) in answers.items()
+        if (response.status_code, response.get_json()["detail"])
+        != (404, f"Channel '{channel}' not found")
+    }
+
+    assert wrong == {}
+
+
 # --- the web UI ---------------------------------------------------------------------------
 
 SIGN_IN_FIRST = (302, "/login")  # a form: sign in, and then come back to no form
@@ -584,6 +688,8 @@ UI_ROUTES = {
     "ui.members.grant": ("POST", "/channels/{channel}/members", SIGN_IN_FIRST),
     "ui.members.remove": ("POST", "/channels/{channel}/members/{user}/remove", SIGN_IN_FIRST),
     "ui.mirrors.refresh": ("POST", "/channels/{channel}/mirrors/pypi/refresh", SIGN_IN_FIRST),
+    "ui.channels.update": ("POST", "/channels/{channel}/settings", SIGN_IN_FIRST),
+    "ui.channels.delete": ("POST", "/channels/{channel}/delete", SIGN_IN_FIRST),
     "ui.tokens.index": ("GET", "/tokens", (302, "/login?next=/tokens")),
     "ui.tokens.create": ("POST", "/tokens", SIGN_IN_FIRST),
     "ui.tokens.revoke": ("POST", "/tokens/{token_id}/revoke", SIGN_IN_FIRST),
@@ -665,7 +771,8 @@ def test_the_ui_table_has_every_route_of_the_ui(world):
 CHANNEL_PAGES = {"ui.channels.show": "read", "ui.packages.show": "read",
                  "ui.packages.delete": "owner", "ui.packages.set_yanked": "owner",
                  "ui.members.grant": "owner", "ui.members.remove": "owner",
-                 "ui.mirrors.refresh": "owner"}  # fmt: skip
+                 "ui.mirrors.refresh": "owner", "ui.channels.update": "owner",
+                 "ui.channels.delete": "owner"}  # fmt: skip
 ROLE_IN = {  # visitor: (role in priv, role in pub)
     "anonymous": (None, "read"),
     "non-member": (None, "read"),
@@ -746,6 +853,25 @@ def _mirror_target(world: World, channel: str):
     return {}, partial(_mirror_state, mirror_id=mirror.id), 0
 
 
+def _description_state(db, name: str):
+    row = db.execute("SELECT description FROM channels WHERE name = ?", (name,)).fetchone()
+    return None if row is None else row["description"]
+
+
+def _settings_target(world: World, channel: str):
+    """A new description for the channel (the form leaves its privacy as it is)."""
+    description = f"matrix {world.unique()}"
+    return {"description": description}, partial(_description_state, name=channel), description
+
+
+def _delete_target(world: World, channel: str):
+    """A wrong name typed: even the owner's form deletes nothing then, and the world's
+    channels stay (test_ui_settings deletes one)."""
+    with world.db() as db:
+        kept = _description_state(db, channel)
+    return {"confirm": "not-the-name"}, partial(_description_state, name=channel), kept
+
+
 # What an owner's form changes, made for each test in its channel (the private one when the
 # channel asked is missing): the URL values and form fields, how to look at what the form
 # changes, and what that is once the form has done its work (a file deleted or yanked, a
@@ -756,6 +882,8 @@ TARGETS: dict[str, Callable] = {
     "ui.members.grant": partial(_member_target, role=None),
     "ui.members.remove": partial(_member_target, role="read"),
     "ui.mirrors.refresh": _mirror_target,
+    "ui.channels.update": _settings_target,
+    "ui.channels.delete": _delete_target,
 }
 
 

@@ -4,9 +4,12 @@ harmless."""
 from __future__ import annotations
 
 import re
+import sqlite3
 from pathlib import Path
 
-from repo import accounts, create_app, db
+import pytest
+
+from repo import accounts, create_app, db, tokens
 
 SCHEMA = Path(__file__).parents[2] / "schema.sql"
 
@@ -111,8 +114,16 @@ def test_every_old_schema_migrates_to_the_fresh_one(tmp_path):
 def fill_every_table(connection) -> dict[str, int]:
     """A row in every table of whatever schema `connection` has; return the rows per table."""
     alice = accounts.create_user(connection, "bob", "bob-password")
-    channel = accounts.create_channel(connection, "dev", alice)
-    accounts.create_token(connection, alice, channel, "read", label="ci")
+    # Raw SQL: the accounts functions write the newest schema's columns.
+    channel = connection.execute(
+        "INSERT INTO channels (name, created) VALUES ('dev', '2026-01-01T00:00:00Z')"
+    ).lastrowid
+    connection.execute("INSERT INTO memberships VALUES (?, ?, 'owner')", (channel, alice))
+    connection.execute(
+        "INSERT INTO tokens (hash, user_id, channel_id, scope, label, created)"
+        " VALUES (?, ?, ?, 'read', 'ci', '2026-01-01T00:00:00Z')",
+        ("d" * 64, alice, channel),
+    )
     connection.execute(
         "INSERT INTO packages (channel_id, kind, name, display_name) VALUES (?, 'pypi', 'x', 'X')",
         (channel,),
@@ -136,9 +147,34 @@ def fill_every_table(connection) -> dict[str, int]:
             "INSERT INTO used_filenames VALUES (?, 'pypi', '', 'x-0.9.tar.gz', ?)",
             (channel, "c" * 64),
         )
+    if "mirrors" in tables:
+        fill_mirror_tables(connection, channel)
     return {
         table: connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables
     }
+
+
+def fill_mirror_tables(connection, channel: int) -> None:
+    """A row in each table of version 4's mirrors."""
+    mirror = connection.execute(
+        "INSERT INTO mirrors (channel_id, kind, source, ttl, created)"
+        " VALUES (?, 'pypi', 'https://pypi.org/simple/', 600, '2026-01-01T00:00:00Z')",
+        (channel,),
+    ).lastrowid
+    connection.execute(
+        "INSERT INTO mirror_pages (mirror_id, key, state, checked, changed)"
+        " VALUES (?, 'x', 'found', 1.0, '2026-01-01T00:00:00Z')",
+        (mirror,),
+    )
+    connection.execute(
+        "INSERT INTO mirror_files (mirror_id, project, filename, version, url)"
+        " VALUES (?, 'x', 'x-2.0.tar.gz', '2.0', 'https://files.example/x-2.0.tar.gz')",
+        (mirror,),
+    )
+    connection.execute("INSERT INTO mirror_leases VALUES ('file:x', 'worker', 1.0, NULL)")
+    connection.execute(
+        "INSERT INTO mirror_rules VALUES (?, 'pypi', 'acme-*', 'reserve')", (channel,)
+    )
 
 
 def test_every_old_schema_keeps_the_data_of_every_table(tmp_path):
@@ -160,3 +196,40 @@ def test_every_old_schema_keeps_the_data_of_every_table(tmp_path):
         )
         token = connection.execute("SELECT label, scope FROM tokens").fetchone()
         assert tuple(token) == ("ci", "read")
+
+
+def test_version_4_user_tokens_become_manage_and_channels_get_a_description(tmp_path):
+    connection = db.connect(str(tmp_path / "v4.sqlite3"))
+    connection.executescript((OLD_SCHEMAS[0].parent / "v4.sql").read_text())
+    user = accounts.create_user(connection, "alice", "alice-password")
+    fill_every_table(connection)
+    secret = tokens.generate()
+    connection.execute(
+        "INSERT INTO tokens (hash, user_id, label, created, last_used) VALUES"
+        " (?, ?, 'laptop', '2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z')",
+        (tokens.digest(secret), user),
+    )
+
+    db.init_db(connection, SCHEMA.read_text())
+
+    listed = {row["label"]: row for row in accounts.list_tokens(connection)}
+    assert (listed["laptop"]["scope"], listed["laptop"]["channel"]) == ("manage", None)
+    assert listed["laptop"]["last_used"] == "2026-01-02T00:00:00Z"
+    assert (listed["ci"]["scope"], listed["ci"]["channel"]) == ("read", "dev")
+    assert accounts.check_token(connection, secret).manages
+    assert connection.execute("SELECT description FROM channels").fetchone()[0] == ""
+
+
+def test_a_version_5_token_always_has_a_scope_and_a_channel_token_never_manages(tmp_path):
+    connection = db.connect(str(tmp_path / "v5.sqlite3"))
+    db.init_db(connection, SCHEMA.read_text())
+    user = accounts.create_user(connection, "alice", "alice-password")
+    channel = accounts.create_channel(connection, "dev", user)
+    insert = (
+        "INSERT INTO tokens (hash, user_id, channel_id, scope, created) VALUES (?, ?, ?, ?, '')"
+    )
+
+    for number, (channel_id, scope) in enumerate([(None, None), (channel, "manage"),
+                                                  (None, "owner")]):  # fmt: skip
+        with pytest.raises(sqlite3.IntegrityError):
+            connection.execute(insert, (str(number), user, channel_id, scope))

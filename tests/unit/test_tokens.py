@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from repo import accounts, tokens
-from repo.accounts import TokenRefused, check_token, create_token, parse_duration
+from repo.accounts import SCOPES, TokenRefused, check_token, create_token, parse_duration
 from repo.db import get_db
 from repo.errors import Invalid, NotFound
 
@@ -131,7 +131,7 @@ def test_token_list_shows_what_a_token_may_do_but_never_its_secret(app, repo):
         {"id", "user", "channel", "scope", "label", "created", "last_used", "expires", "revoked"}
     ] * 2
     assert [(t["user"], t["channel"], t["scope"], t["label"]) for t in listed] == [
-        ("alice", None, None, "laptop"),
+        ("alice", None, "manage", "laptop"),
         ("alice", "ch", "read", "ci"),
     ]
     assert listed[0]["expires"] is None and listed[1]["expires"] > listed[1]["created"]
@@ -168,16 +168,29 @@ def test_expired_token_is_refused(app, repo):
 @pytest.mark.parametrize(
     ("channel", "scope", "message"),
     [
-        (True, None, "A channel token needs both a channel and a scope"),
-        (False, "read", "A channel token needs both a channel and a scope"),
-        (True, "owner", "Invalid scope 'owner': use read or write"),
+        (True, None, "Invalid scope 'None' for a channel token: use read or write"),
+        (True, "manage", "Invalid scope 'manage' for a channel token: use read or write"),
+        (True, "owner", "Invalid scope 'owner' for a channel token: use read or write"),
+        (False, "owner", "Invalid scope 'owner': use read, write or manage"),
     ],
 )
-def test_token_needs_a_channel_and_a_scope_together(app, repo, channel, scope, message):
+def test_token_scope_must_fit_its_kind(app, repo, channel, scope, message):
     user_id = repo.user("alice")
     channel_id = repo.channel("ch", user_id) if channel else None
     with pytest.raises(Invalid, match=f"^{re.escape(message)}"):
         create_token(get_db(), user_id, channel_id, scope)
+
+
+@pytest.mark.parametrize(("scope", "stored"), [(None, "manage"), *((s, s) for s in SCOPES)])
+def test_a_user_token_has_the_scope_asked_for_and_manage_by_default(app, repo, scope, stored):
+    user_id = repo.user("alice")
+    _, secret = create_token(get_db(), user_id, scope=scope)
+
+    identity = check_token(get_db(), secret)
+
+    assert identity.token_scope == stored
+    assert identity.manages == (stored == "manage")
+    assert accounts.list_tokens(get_db())[0]["scope"] == stored
 
 
 @pytest.mark.parametrize(
