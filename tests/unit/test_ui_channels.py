@@ -170,6 +170,20 @@ def test_owners_see_the_mirrors_state_and_never_its_credentials(channels, repo, 
     assert "Mirrored upstreams" not in reader_page
 
 
+def test_owners_see_an_active_mirrors_sync_list_and_last_sync(channels, repo, visitor):
+    settings.create(repo.db, channels.channel_id, "cran", "https://cran.example/",
+                    mode="active", sync=("abc", "xyz"))  # fmt: skip
+    visitor.login("alice")
+    before = text(visitor.get("/channels/secret"))
+    repo.db.execute("UPDATE mirrors SET last_sync = '2026-11-30T10:00:00.000000Z',"
+                    " sync_result = '2 files cached, 0 problems'")  # fmt: skip
+    repo.db.commit()
+    after = text(visitor.get("/channels/secret"))
+
+    assert "active: syncs abc, xyz every 86400 s; last sync not yet" in before
+    assert "</time>: 2 files cached, 0 problems" in after
+
+
 def test_the_refresh_button_makes_cached_pages_stale(channels, repo, visitor):
     mirror = settings.create(repo.db, channels.channel_id, "pypi", "https://x.example/simple/")
     repo.db.execute(
