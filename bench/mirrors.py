@@ -166,7 +166,7 @@ def compare(mirrors: list[Mirror], upstream: Upstream, work, big: Path, results:
 
         results.alternate(running, INSTALL_KEYS, rounds,
                           lambda mirror: installs(mirror, work, workdir, roots))  # fmt: skip
-        installed = [mirror for mirror in running if results.get("mirror_cold", mirror.name)]
+        installed = [m for m in running if results.get("mirror_cold", m.name) is not None]
         for mirror in set(running) - set(installed):
             results.fail(mirror.name, PAGE_KEYS + BIG_KEYS, "the installs failed")
         results.alternate(installed, PAGE_KEYS, rounds, pages)

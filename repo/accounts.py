@@ -26,6 +26,7 @@ ROLES = ("read", "write", "owner")
 # owner role, and only it (or a password) may mint tokens and make channels.
 SCOPES = ("read", "write", "manage")
 CHANNEL_SCOPES = ("read", "write")
+LABEL_LIMIT = 100  # characters of a token label
 _RANKS = {"read": 1, "write": 2, "owner": 3, "manage": 3}
 # Used with fullmatch: `$` would also match before a trailing newline ("dev\n").
 NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
@@ -143,8 +144,11 @@ def list_users(db: sqlite3.Connection) -> list[sqlite3.Row]:
 
 def set_disabled(db: sqlite3.Connection, user_id: int, disabled: bool) -> None:
     """Disable or enable a user: a disabled user's password and tokens stop working on their
-    next request and come back when enabled again; their web sessions end for good."""
+    next request and come back when enabled again; their web sessions end for good. The last
+    enabled admin cannot be disabled."""
     with transaction(db):
+        if disabled:
+            _keep_an_admin(db, user_id)
         db.execute("UPDATE users SET disabled = ? WHERE id = ?", (int(disabled), user_id))
     if disabled:
         sessions.end_all(db, user_id)
@@ -450,6 +454,10 @@ def create_token(
 
 def _insert_token(db: sqlite3.Connection, user_id: int, channel_id: int | None, scope: str,
                   expires_in: timedelta | None, label: str) -> tuple[int, str]:  # fmt: skip
+    if len(label) > LABEL_LIMIT:
+        raise Invalid(f"Label too long: at most {LABEL_LIMIT} characters")
+    if expires_in is not None and expires_in.total_seconds() < 1:
+        raise Invalid("Invalid expiry: at least 1 second (a token that never expires: none)")
     secret = tokens.generate()
     expires = None
     if expires_in is not None:
@@ -561,7 +569,10 @@ def _token_fields(row: sqlite3.Row) -> dict:
 
 
 def get_token(db: sqlite3.Connection, token_id: int) -> dict | None:
-    """One token as list_tokens shows it, with its owner's `user_id`; None if there is none."""
+    """One token as list_tokens shows it, with its owner's `user_id`; None if there is none
+    (an id past SQLite's integers too, which could not even be looked up)."""
+    if not 0 < token_id < 2**63:
+        return None
     row = db.execute(f"{_TOKENS} WHERE tokens.id = ?", (token_id,)).fetchone()
     return None if row is None else {**_token_fields(row), "user_id": row["user_id"]}
 

@@ -223,7 +223,7 @@ def token_list(obj: _Context, user_name: str | None, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        where = f"{row['channel']}:{row['scope']}" if row["channel"] else "user"
+        where = f"{row['channel']}:{row['scope']}" if row["channel"] else f"user:{row['scope']}"
         state = "revoked" if row["revoked"] else f"expires {row['expires'] or 'never'}"
         click.echo(f"{row['id']:>5}  {row['user']:<16} {where:<24} {state:<40} {row['label']}")
 

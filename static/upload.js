@@ -44,7 +44,7 @@ function sizeText(bytes) {
   return unit === 0 ? `${bytes} B` : `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
 }
 
-async function formFor(row) {
+function formFor(row) {
   const form = new FormData();
   const kind = row.kind.value;
   if (kind === "python") {
@@ -107,7 +107,9 @@ function finished(row, xhr) {
     const said = detail.toLowerCase().includes(title.toLowerCase());
     show(row, outcome, said ? detail : `${title}: ${detail}`);
   }
-  row.retry = outcome !== "accepted" && outcome !== "identical";
+  // Sending the same file again helps after a refusal one can mend (a sign-in, a kind or
+  // platform chosen), never after a conflict or a file too large.
+  row.retry = !["accepted", "identical", "conflict", "too-large"].includes(outcome);
 }
 
 function progress(row, fraction, text) {
@@ -128,19 +130,24 @@ function send(row) {
     });
     xhr.addEventListener("load", () => {
       progress(row, 1, "sent");
-      finished(row, xhr);
+      try {
+        finished(row, xhr);
+      } catch (error) {  // an answer not shaped as the server's own: say so, go on
+        show(row, "failed", `Failed: an unexpected answer (${xhr.status})`);
+        row.retry = true;
+      }
       resolve();
     });
-    xhr.addEventListener("error", () => {
-      show(row, "failed", "Failed: the connection to the server broke off");
-      row.retry = true;
-      resolve();
-    });
-    formFor(row).then((form) => xhr.send(form), (error) => {
-      show(row, "failed", `Failed: ${error.message}`);
-      row.retry = true;
-      resolve();
-    });
+    for (const [event, message] of [["error", "the connection to the server broke off"],
+                                    ["abort", "the upload was stopped"],
+                                    ["timeout", "the server took too long"]]) {
+      xhr.addEventListener(event, () => {
+        show(row, "failed", `Failed: ${message}`);
+        row.retry = true;
+        resolve();
+      });
+    }
+    xhr.send(formFor(row));
   });
 }
 

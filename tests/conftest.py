@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextvars
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,12 +14,22 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from repo import accounts, create_app
-from repo.db import get_db
+from repo.db import get_db, transaction
 
 TESTS = Path(__file__).parent
 # Tests make many failed authentications from one address on purpose; throttling has tests
 # of its own.
 UNTHROTTLED = {"AUTH_FAILURE_LIMIT": 0}
+
+
+def expired_token(db, user_id: int, *args, **options) -> str:
+    """A token whose time ran out a second ago: create_token takes no expiry in the past."""
+    token_id, secret = accounts.create_token(db, user_id, *args, expires_in=timedelta(seconds=1),
+                                             **options)  # fmt: skip
+    past = (datetime.now(UTC) - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    with transaction(db):
+        db.execute("UPDATE tokens SET expires = ? WHERE id = ?", (past, token_id))
+    return secret
 
 
 class OwnContextClient(FlaskClient):
@@ -83,6 +94,9 @@ class RepoHelper:
     def token(self, user_id: int, channel_id: int | None = None, scope: str | None = None,
               **options) -> str:  # fmt: skip
         return accounts.create_token(self.db, user_id, channel_id, scope, **options)[1]
+
+    def expired_token(self, user_id: int) -> str:
+        return expired_token(self.db, user_id)
 
     def owner_with_channel(self, user: str, channel: str, public: bool = False) -> Made:
         user_id = self.user(user)

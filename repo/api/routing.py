@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import Blueprint, request
-from jsonschema.exceptions import best_match
+from jsonschema.exceptions import ValidationError, best_match
 
 from .. import auth
 from ..accounts import ANONYMOUS, Identity
@@ -110,8 +110,23 @@ def _validated(name: str) -> dict:
     error = best_match(schemas.validator(name).iter_errors(body))
     if error is not None:
         where = "/".join(str(part) for part in error.absolute_path)
-        raise Invalid(f"Invalid body{f' at {where!r}' if where else ''}: {error.message}")
+        raise Invalid(f"Invalid body{f' at {where!r}' if where else ''}: {_rule(error)}")
     return body
+
+
+# The rules whose messages name properties, not values.
+_NAMES_ONLY = ("required", "additionalProperties")
+
+
+def _rule(error: ValidationError) -> str:
+    """What the body broke, from the schema's side: never the value sent, which may be a
+    password or a token and would be echoed in the answer and the log."""
+    if error.validator in _NAMES_ONLY:
+        return error.message  # property names, never their values
+    expected = error.validator_value
+    if error.validator == "enum":
+        expected = ", ".join(str(choice) for choice in expected)
+    return f"must satisfy {error.validator}: {expected}"
 
 
 def argument(name: str, default: str | None = None) -> str | None:
@@ -119,7 +134,7 @@ def argument(name: str, default: str | None = None) -> str | None:
     value = request.args.get(name, default)
     allowed = schemas.QUERY[name].get("enum")
     if value is not None and allowed and value not in allowed:
-        raise Invalid(f"Invalid query parameter {name}={value!r}: use one of {', '.join(allowed)}")
+        raise Invalid(f"Invalid query parameter {name}={value!a}: use one of {', '.join(allowed)}")
     return value
 
 
@@ -127,9 +142,13 @@ def _bounded(name: str) -> int:
     schema = schemas.QUERY[name]
     text = request.args.get(name, str(schema["default"]))
     low, high = schema["minimum"], schema.get("maximum")
-    if not text.isdigit() or int(text) < low or (high is not None and int(text) > high):
+    if (
+        not (text.isascii() and text.isdigit())
+        or int(text) < low
+        or (high is not None and int(text) > high)
+    ):
         top = f" to {high}" if high is not None else " or more"
-        raise Invalid(f"Invalid query parameter {name}={text!r}: use a whole number {low}{top}")
+        raise Invalid(f"Invalid query parameter {name}={text!a}: use a whole number {low}{top}")
     return int(text)
 
 

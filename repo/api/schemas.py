@@ -8,12 +8,11 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from ..accounts import CHANNEL_SCOPES, DESCRIPTION_LIMIT, ROLES, SCOPES
+from ..accounts import CHANNEL_SCOPES, DESCRIPTION_LIMIT, LABEL_LIMIT, ROLES, SCOPES
 from ..mirror.settings import KINDS, MODES
 
 Schema = dict[str, Any]
 REF = "#/components/schemas/"
-LABEL_LIMIT = 100
 STRING = {"type": "string"}
 TIME = {"type": "string", "format": "date-time"}
 MAYBE_TIME = {"type": ["string", "null"], "format": "date-time"}

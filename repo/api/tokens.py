@@ -10,6 +10,8 @@ from ..errors import Forbidden, Invalid, NotFound
 from . import shapes
 from .routing import argument, caller, endpoint, page
 
+TOKEN = "/tokens/<int:token_id>"
+
 
 def _user(identity: Identity, name: str | None) -> Identity:
     """The user a request acts for: the caller, or for an admin the user `name`."""
@@ -102,13 +104,13 @@ def revoke_current():
     return "", 204
 
 
-@endpoint("GET", "/tokens/<int:token_id>", "One of your tokens (an admin: anybody's)",
+@endpoint("GET", TOKEN, "One of your tokens (an admin: anybody's)",
           answers={200: "Token"}, errors=(403, 404))  # fmt: skip
 def show(token_id: int):
     return shapes.token(_own_or_managing(token_id)[1])
 
 
-@endpoint("DELETE", "/tokens/<int:token_id>", "Revoke a token (again: still 204)",
+@endpoint("DELETE", TOKEN, "Revoke a token (again: still 204)",
           answers={204: None}, errors=(403, 404))  # fmt: skip
 def revoke(token_id: int):
     _own_or_managing(token_id)
@@ -116,7 +118,7 @@ def revoke(token_id: int):
     return "", 204
 
 
-@endpoint("POST", "/tokens/<int:token_id>/rotate", "A new secret for a token: same id, label,"
+@endpoint("POST", f"{TOKEN}/rotate", "A new secret for a token: same id, label,"
           " scope, channel and expiry; the old secret stops working", need="manage",
           answers={200: "NewToken"}, errors=(404, 409))  # fmt: skip
 def rotate(token_id: int):

@@ -44,12 +44,14 @@ def show(name: str):
 def update(name: str, body: dict):
     db = get_db()
     user_id = accounts.get_user(db, name)["id"]
-    if "password" in body:
-        accounts.set_password(db, user_id, body["password"])
+    # The changes that may be refused (409: the last admin) first, the password last, so a
+    # refusal changes nothing.
     if "is_admin" in body:
         accounts.set_admin(db, user_id, body["is_admin"])
     if "disabled" in body:
         accounts.set_disabled(db, user_id, body["disabled"])
+    if "password" in body:
+        accounts.set_password(db, user_id, body["password"])
     return _user(name)
 
 

@@ -98,14 +98,19 @@ def parse_size(text: str) -> int:
 
 
 def check_source(source: str) -> str:
-    """An upstream root URL: http(s), with a host, no credentials in it (they are options)."""
-    parts = urlsplit(source)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise Invalid(f"Invalid source '{source}': use an http:// or https:// URL")
+    """An upstream root URL: http(s), with a host, no credentials in it (they are options).
+    A refusal never repeats the URL: it may carry a password or a token, and is logged."""
+    try:
+        parts = urlsplit(source)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        raise Invalid("Invalid source: not a URL (a host or port that cannot be read)") from None
     if parts.username or parts.password:
         raise Invalid("Give upstream credentials with --username and --password, not in the URL")
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise Invalid("Invalid source: use an http:// or https:// URL with a host")
     if parts.query or parts.fragment:
-        raise Invalid(f"Invalid source '{source}': no query or fragment")
+        raise Invalid("Invalid source: no query or fragment")
     return source if source.endswith("/") else source + "/"
 
 
@@ -122,8 +127,8 @@ def create(db: sqlite3.Connection, channel_id: int, kind: str, source: str, *,
     prefetches `sync` (requirements, or R package names) `every` so often (R0, R5).
     """
     _check_kind(kind)
-    if quota is not None and quota < 1:
-        raise Invalid("Invalid quota: at least 1 byte")
+    if quota is not None and not 1 <= quota < 2**63:
+        raise Invalid("Invalid quota: at least 1 byte, and less than 8 EiB")
     age = None if min_age is None else int(min_age.total_seconds())
     if age is not None and (age < 1 or kind != "pypi"):
         raise Invalid("Invalid --min-age: at least 1 second, for a pypi upstream only (CRAN"

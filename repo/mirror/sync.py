@@ -26,6 +26,7 @@ from .upstream import clock_of
 
 TICK = 1.0  # seconds between looks for a due sync: one indexed query
 RETRY = 300.0  # seconds until a sync that had problems is tried again (at most its period)
+UNEXPECTED = "failed: an unexpected error (the server log has it)"
 
 
 @dataclass(frozen=True)
@@ -56,17 +57,27 @@ def run(app: Flask, mirror_id: int, say: Callable[[str], None]) -> Result | None
         mirror = settings.by_id(db, mirror_id)
         if mirror is None:  # removed since it was found due
             return None
-        result = _prefetch(app, db, mirror, key, say)
-        period = float(mirror.sync_every or settings.DEFAULT_SYNC_EVERY.total_seconds())
-        wait = min(period, RETRY) if result.failed else period
-        with transaction(db):
-            db.execute(
-                "UPDATE mirrors SET last_sync = ?, sync_result = ?, next_sync = ? WHERE id = ?",
-                (now(), result.text, clock_of(app)() + wait, mirror_id),
-            )
+        try:
+            result = _prefetch(app, db, mirror, key, say)
+        except Exception:
+            # Recorded, so that the schedule waits RETRY rather than trying again each TICK.
+            _record(app, db, mirror, Result(UNEXPECTED, failed=True))
+            raise
+        _record(app, db, mirror, result)
         return result
     finally:
         lease.release(db, key)
+
+
+def _record(app: Flask, db: sqlite3.Connection, mirror: settings.Mirror, result: Result) -> None:
+    """A sync's outcome, and when the next one is due: a period on, or RETRY after problems."""
+    period = float(mirror.sync_every or settings.DEFAULT_SYNC_EVERY.total_seconds())
+    wait = min(period, RETRY) if result.failed else period
+    with transaction(db):
+        db.execute(
+            "UPDATE mirrors SET last_sync = ?, sync_result = ?, next_sync = ? WHERE id = ?",
+            (now(), result.text, clock_of(app)() + wait, mirror.id),
+        )
 
 
 def _prefetch(app: Flask, db: sqlite3.Connection, mirror: settings.Mirror, key: str,

@@ -19,6 +19,7 @@ import click
 from ..errors import RepoError, Unauthorized
 from .client import Api
 from .config import Login, server_url
+from .credentials import IN_KEYRING
 from .target import TOKEN_ENV, Where, api_path, store_for
 
 pass_where = click.make_pass_decorator(Where)
@@ -102,8 +103,9 @@ def _keep(where: Where, url: str, username: str, secret: str, token: dict) -> No
     if previous and previous.username != username:
         store.delete(url, previous.username)
     stored_in = store.put(url, username, secret)
-    config.remember(Login(url, username, token.get("id"),
-                          previous.credential_store if previous else "auto"))  # fmt: skip
+    # Where it went: a keyring that failed once (timed out, say) is not waited on again.
+    kept = "keyring" if stored_in == IN_KEYRING else "file"
+    config.remember(Login(url, username, token.get("id"), kept))
     config.save()
     expiry = f"expires {token['expires']}" if token.get("expires") else "does not expire"
     click.echo(f"Logged in to {url} as {username}: token {token.get('id')} '{token.get('label')}'"
@@ -115,6 +117,17 @@ def _keep(where: Where, url: str, username: str, secret: str, token: dict) -> No
 def logout(where: Where) -> None:
     """Revoke the login's token on the server, then forget it here."""
     _refuse_env_token("erase the credentials it stores")
+    url = where.server_url()
+    login = where.config.logins.get(url) if url else None
+    if login is not None and not store_for(where.config, login).get(url, login.username):
+        # Its secret is gone (a keyring wiped, a file removed): nothing to revoke with, but
+        # the login must not stay the default that every command then fails on.
+        where.config.forget(url)
+        where.config.save()
+        click.echo(f"Logged out of {url}: no secret was kept for it, so its token was not"
+                   f" revoked (token {login.token_id}: revoke it from another login)",
+                   err=True)  # fmt: skip
+        return
     remote = where.remote()
     login = remote.login
     try:

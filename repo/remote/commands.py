@@ -51,7 +51,9 @@ def install_commands(channel: dict) -> list[str]:
     return [
         f'pip install --index-url "{index}" PACKAGE',
         f'uv pip install --index-url "{index}" PACKAGE',
-        f'twine upload --repository-url {urls["upload"]} -u __token__ -p "${TOKEN_ENV}" dist/*',
+        # The secret in twine's own variable, not on its command line (visible in `ps`).
+        f'TWINE_USERNAME=__token__ TWINE_PASSWORD="${TOKEN_ENV}" twine upload'
+        f" --repository-url {urls['upload']} dist/*",
         f"Rscript -e 'install.packages(\"PACKAGE\", repos = {cran})'",
     ]
 

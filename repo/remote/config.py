@@ -37,14 +37,15 @@ def server_url(text: str) -> str:
     query, no trailing slash. A malformed one is a usage error."""
     try:
         url = httpx.URL(text.strip())
-    except httpx.InvalidURL as error:
-        raise click.UsageError(f"Invalid server URL '{text}': {error}") from None
+    except httpx.InvalidURL:
+        # Never the URL itself in a message: it may hold a password, and CI logs keep stderr.
+        raise click.UsageError("Invalid server URL: use http://HOST or https://HOST") from None
     if url.scheme not in ("http", "https") or not url.host:
-        raise click.UsageError(f"Invalid server URL '{text}': use http://HOST or https://HOST")
+        raise click.UsageError("Invalid server URL: use http://HOST or https://HOST")
     if url.userinfo or url.query or url.fragment:
         raise click.UsageError(
-            f"Invalid server URL '{text}': give the server's root URL only (no credentials,"
-            " query or fragment)"
+            "Invalid server URL: give the server's root URL only (no credentials, query or"
+            " fragment)"
         )
     return f"{url.scheme}://{url.netloc.decode('ascii')}{url.path.rstrip('/')}"
 

@@ -163,6 +163,8 @@ class SecretStore:
 
     def _write(self, entries: dict[str, dict[str, str]]) -> None:
         kept = {url: users for url, users in entries.items() if users}
+        if self.path.parent.exists():
+            self._tighten(self.path.parent, 0o700)  # made before, by hand or another tool
         if kept:
             write_private(self.path, tomli_w.dumps({"servers": kept}))
         else:

@@ -27,23 +27,31 @@ from ..pypi.metadata import METADATA_CAP
 
 # PEP 566 and PyPI: no Description-Content-Type means reStructuredText.
 DEFAULT_TYPE = "text/x-rst"
+# Characters rendered: reStructuredText takes about 2 s for this many on this machine, once
+# per worker (then cached); a longer description is shown cut, as plain text.
+RENDER_LIMIT = 200_000
 
 
 def render(text: str, content_type: str | None) -> Markup:
     """`text` as safe HTML: rendered as `content_type` says, plain text when it names another
-    type or the text does not render (PyPI falls back the same way)."""
+    type or the text does not render (PyPI falls back the same way). A description longer
+    than RENDER_LIMIT is shown cut there, as plain text; one nested deeper than the parsers
+    go (a few hundred bytes of `>` can do it) as plain text: neither holds a page up."""
+    if len(text) > RENDER_LIMIT:
+        return Markup(readme_renderer.txt.render(text[:RENDER_LIMIT] + "\n[...]"))
     header = Message()
     header["Content-Type"] = content_type or DEFAULT_TYPE
     kind = header.get_content_type()
-    html = None
-    if kind == "text/markdown":
-        variant = header.get_param("variant") or "GFM"
-        html = readme_renderer.markdown.render(text, variant=str(variant))
-    elif kind == "text/x-rst":
-        html = readme_renderer.rst.render(text)
-    if html is None:
-        html = readme_renderer.txt.render(text) or ""
-    return Markup(_fit_to_page(html))
+    try:
+        html = None
+        if kind == "text/markdown":
+            variant = header.get_param("variant") or "GFM"
+            html = readme_renderer.markdown.render(text, variant=str(variant))
+        elif kind == "text/x-rst":
+            html = readme_renderer.rst.render(text)
+        return Markup(_fit_to_page(html or readme_renderer.txt.render(text) or ""))
+    except RecursionError:
+        return Markup(readme_renderer.txt.render(text))
 
 
 HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
@@ -79,7 +87,7 @@ def description(blobs: BlobStore, files: Sequence) -> Markup | None:
     return None
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=32)
 def _rendered(path: Path, sdist: bool) -> Markup | None:
     # Keyed by the blob's path, which is its sha256: what a path holds never changes.
     try:

@@ -20,7 +20,6 @@ bp = Blueprint("tokens", __name__, url_prefix="/tokens")
 
 EXPIRIES = ("7d", "30d", "90d", "365d", "never")
 DEFAULT_EXPIRY = "30d"  # PSM's and conda-repo-cli's default (tokens.md §2.2)
-LABEL_LIMIT = 100
 
 
 def _page(error: str | None = None, status: int = 200):
@@ -54,8 +53,6 @@ def create():
 def _create(form: MultiDict) -> dict:
     """Make the token the form describes; return what the page showing it needs."""
     label = form.get("label", "").strip()
-    if len(label) > LABEL_LIMIT:
-        raise Invalid(f"Label too long: at most {LABEL_LIMIT} characters")
     expiry = form.get("expires", DEFAULT_EXPIRY)
     expires_in = None if expiry == "never" else accounts.parse_duration(expiry)
     channel, scope = None, None

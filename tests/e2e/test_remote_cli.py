@@ -351,6 +351,28 @@ def test_logout_revokes_the_login_token_and_forgets_it(repo_script, live_server,
     assert cli("whoami").returncode == 2  # no server left to talk to
 
 
+def test_logout_forgets_a_login_whose_secret_is_gone(repo_script, live_server, users, tmp_path):
+    cli = Repo(repo_script, tmp_path)
+    cli.ok("login", live_server.url, "-u", "bob", "--password-stdin", stdin="bob-password")
+    (cli.config_dir / "credentials.toml").unlink()
+    assert cli("whoami").returncode == 4
+
+    result = cli("logout")
+
+    assert result.returncode == 0, result.stderr
+    assert "no secret was kept for it, so its token was not revoked" in result.stderr
+    config = tomllib.loads((cli.config_dir / "config.toml").read_text())
+    assert config.get("servers", {}) == {} and "default_server" not in config
+    assert cli("whoami").returncode == 2
+
+
+def test_a_server_url_with_a_password_is_refused_without_repeating_it(repo_script, tmp_path):
+    cli = Repo(repo_script, tmp_path)
+    result = cli("login", "http://alice:hunter2@127.0.0.1:9/", "--password-stdin", stdin="x")
+    assert result.returncode == 2
+    assert "no credentials" in result.stderr and "hunter2" not in result.stderr
+
+
 def test_rotating_the_login_token_keeps_the_login(repo_script, live_server, users, tmp_path):
     cli = Repo(repo_script, tmp_path)
     login = ("login", live_server.url, "-u", "bob", "--password-stdin", "--label", "rotating")

@@ -95,3 +95,28 @@ def test_the_owner_manages_mirrors_and_never_sees_the_upstream_password(api, wor
     api("DELETE", f"{url}/pypi", 204, token=world["alice"])
     api("DELETE", f"{url}/pypi", 404, token=world["alice"])
     api("GET", "/api/channels/nope/mirrors", 404, token=world["alice"])
+
+
+def test_the_last_admin_cannot_be_disabled_and_a_refused_change_changes_nothing(api, world):
+    disabled = api("PATCH", "/api/users/root", 409, token=world["root"], json={"disabled": True})
+    assert problem(disabled)[1] == "The server needs an admin: make another user admin first"
+    api("GET", "/api/account", 200, token=world["root"])
+
+    change = {"password": "brand-new-pass", "is_admin": False}
+    api("PATCH", "/api/users/root", 409, token=world["root"], json=change)
+    api("POST", "/api/auth/login", 401, json={"username": "root", "password": "brand-new-pass"})
+
+
+@pytest.mark.parametrize(("body", "detail"), [
+    ({"source": "ftp://u:hunter2@h/"}, "Give upstream credentials with --username"),
+    ({"source": "http://[bad/"}, "Invalid source: not a URL"),
+    ({"source": "http://h:99999/"}, "Invalid source: not a URL"),
+    ({"source": "https://h/simple/?token=hunter2"}, "Invalid source: no query or fragment"),
+    ({"source": "https://h/simple/", "quota": 10**30}, "Invalid quota: at least 1 byte"),
+])  # fmt: skip
+def test_a_bad_upstream_is_400_and_never_repeated(api, world, body, detail, caplog):
+    response = api("POST", "/api/channels/ch/mirrors", 400, token=world["alice"],
+                   json={"type": "pypi", **body})  # fmt: skip
+
+    assert problem(response)[1].startswith(detail)
+    assert "hunter2" not in response.get_data(as_text=True) + caplog.text

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from repo import accounts
+from repo.errors import Invalid
+
 from .apicalls import problem
 
 
@@ -153,3 +156,27 @@ def test_rotating_keeps_the_token_but_not_its_secret(api, alice):
     rotated = api("POST", f"/api/tokens/{old['id']}/rotate", 409, token=alice["manage"])
     assert problem(rotated)[1] == f"Token {old['id']} has been revoked: create a new one"
     api("POST", "/api/tokens/999/rotate", 404, token=alice["manage"])
+
+
+def test_an_id_past_sqlites_integers_or_a_non_ascii_digit_is_a_clear_4xx(api, alice):
+    for method in ("GET", "DELETE"):
+        refused = api(method, f"/api/tokens/{10**23}", 404, token=alice["manage"])
+        assert problem(refused) == ("not_found", f"Token {10**23} not found")
+    api("POST", f"/api/tokens/{10**23}/rotate", 404, token=alice["manage"])
+    for query in ("offset=%C2%B2", "limit=%C2%B2"):
+        response = api("GET", f"/api/channels?{query}", 400, token=alice["manage"])
+        assert "use a whole number" in problem(response)[1]
+
+
+@pytest.mark.parametrize(("body", "detail"), [
+    ({"scope": "read", "expires_in": "0s"}, "Invalid expiry: at least 1 second"),
+    ({"scope": "read", "label": "x" * 101}, "Invalid body at 'label': must satisfy maxLength"),
+])  # fmt: skip
+def test_a_token_already_expired_or_with_a_long_label_is_refused(api, alice, body, detail):
+    response = api("POST", "/api/tokens", 400, token=alice["manage"], json=body)
+    assert problem(response)[1].startswith(detail)
+
+
+def test_every_way_of_making_a_token_keeps_the_label_limit(repo, alice):
+    with pytest.raises(Invalid, match="Label too long: at most 100 characters"):
+        accounts.create_token(repo.db, alice["id"], label="x" * 101)

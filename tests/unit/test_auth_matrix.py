@@ -52,7 +52,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -71,7 +70,7 @@ from repo.db import get_db
 from repo.mirror import settings
 from repo.pypi import fastpath
 
-from ..conftest import UNTHROTTLED
+from ..conftest import UNTHROTTLED, expired_token
 from .builders import (
     CHALLENGE,
     R_SOURCE_NAME,
@@ -354,7 +353,7 @@ def _accounts(db) -> tuple[dict[str, str], int]:
         "other-channel-token": token(alice, side, "write"),
         "wrong-token": tokens.generate(),
         "mistyped-token": typo(owner_token),
-        "expired-token": token(alice, expires_in=timedelta(seconds=-1)),
+        "expired-token": expired_token(db, alice),
         "revoked-token": revoked,
         "disabled-users-token": token(dave),
     }

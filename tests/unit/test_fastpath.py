@@ -3,8 +3,6 @@ every other request to Flask (the auth matrix walks the refusals through it as w
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 
 from repo import accounts
@@ -145,7 +143,7 @@ def strangers(world, repo):
         "non-member-user-token": (repo.token(bob), 404),
         "other-channel-token": (repo.token(1, pub, "read"), 404),
         "revoked-token": (revoked, 401),
-        "expired-token": (repo.token(1, expires_in=timedelta(seconds=-1)), 401),
+        "expired-token": (repo.expired_token(1), 401),
         "disabled-users-token": (disabled, 401),
     }
 

@@ -118,6 +118,23 @@ def test_a_sync_with_problems_is_tried_again_sooner(app, repo, channel_id, fake,
     assert state(repo, mirror.id)["next_sync"] == clock() + sync.RETRY
 
 
+def test_a_sync_that_breaks_unexpectedly_waits_to_be_tried_again(app, repo, channel_id, fake,
+                                                                 clock, monkeypatch):  # fmt: skip
+    mirror = active(repo, channel_id, fake, "alpha", every=timedelta(hours=6))
+
+    def broken(*_args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(sync.prefetch, "python", broken)
+    with pytest.raises(RuntimeError):
+        sync.run(app, mirror.id, lambda _line: None)
+
+    assert state(repo, mirror.id)["next_sync"] == clock() + sync.RETRY
+    assert state(repo, mirror.id)["sync_result"].startswith("failed: an unexpected error")
+    assert sync.due(repo.db, clock()) == []
+    assert repo.db.execute("SELECT count(*) FROM mirror_leases").fetchone()[0] == 0
+
+
 def test_a_sync_another_worker_holds_is_skipped(app, repo, channel_id, fake, clock):
     mirror = active(repo, channel_id, fake, "alpha")
     # Another process's holder: this thread's lease.take() must find it held.

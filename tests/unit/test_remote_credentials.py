@@ -129,6 +129,18 @@ def test_a_readable_file_is_tightened_with_a_warning(tmp_path):
     assert len(warnings) == 2 and "mode 644" in warnings[1] and "made it 600" in warnings[1]
 
 
+def test_a_directory_made_open_beforehand_is_tightened_on_the_first_write(tmp_path):
+    warnings: list[str] = []
+    (tmp_path / "conf").mkdir(mode=0o755)
+    (tmp_path / "conf").chmod(0o755)
+    store = SecretStore(tmp_path / "conf", mode="file", warn=warnings.append)
+
+    store.put(URL, "alice", SECRET)
+
+    assert mode(store.path) == 0o600 and mode(store.path.parent) == 0o700
+    assert len(warnings) == 1 and "mode 755" in warnings[0] and "made it 700" in warnings[0]
+
+
 def test_a_working_keyring_keeps_the_secret_and_no_file(tmp_path, use_keyring, desktop):
     backend = MemoryKeyring()
     use_keyring(backend)

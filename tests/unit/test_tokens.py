@@ -160,7 +160,8 @@ def test_revoking_a_missing_token_is_not_found(app):
 
 def test_expired_token_is_refused(app, repo):
     user_id = repo.user("alice")
-    token_id, secret = create_token(get_db(), user_id, expires_in=timedelta(seconds=-1))
+    secret = repo.expired_token(user_id)
+    token_id = get_db().execute("SELECT max(id) FROM tokens").fetchone()[0]
     with pytest.raises(TokenRefused, match=f"^Token {token_id} has expired$"):
         check_token(get_db(), secret)
 

@@ -180,3 +180,28 @@ def test_the_readmes_headings_sit_under_the_pages_own():
     levels = [tag.name for tag in BeautifulSoup(html, "html.parser").find_all(True)
               if tag.name.startswith("h")]  # fmt: skip
     assert levels == ["h3", "h4", "h6", "h6"]
+
+
+@pytest.mark.parametrize(("source", "content_type"), [
+    (">" * 300 + " deep", "text/markdown"),
+    ("".join("  " * level + "- item\n\n" for level in range(300)), "text/x-rst"),
+])  # fmt: skip
+def test_a_description_nested_past_the_parsers_shows_as_plain_text(client, repo, alice, source,
+                                                                   content_type):  # fmt: skip
+    meta = META + f"Description-Content-Type: {content_type}\n\n".encode() + source.encode()
+    upload(client, repo, twine_form(wheel(meta)))
+
+    page = alice.get("/channels/secret/pypi/demo-pkg")
+
+    assert page.status_code == 200
+    shown = text(page).split('<h2 id="description">')[1].split("</section>")[0]
+    assert "deep" in shown or "item" in shown
+
+
+def test_a_description_past_the_limit_is_cut_and_plain():
+    long = "*word* " * 40_000
+
+    shown = render(long, "text/markdown")
+
+    assert "<em>" not in shown and shown.endswith("[...]")
+    assert len(shown) < 300_000
