@@ -69,12 +69,15 @@ def _check_client_name(client_name: str, package: description.RPackage) -> None:
 
 
 def _check_version_is_free(db, channel_id: int, new: files.NewFile) -> None:
-    """One file per package version in each contrib directory (cran.md §8)."""
+    """One file per package version in each contrib directory (cran.md §8). The very same
+    file does not count: an identical upload may have landed since `existing` looked (two
+    at once), and publish then answers it as the re-upload it is."""
     taken = db.execute(
         "SELECT files.filename FROM files JOIN packages ON packages.id = files.package_id"
         " WHERE files.channel_id = ? AND files.kind = ? AND files.subdir = ?"
-        " AND packages.name = ? AND files.version = ?",
-        (channel_id, KIND, new.subdir, new.name, new.version),
+        " AND packages.name = ? AND files.version = ?"
+        " AND NOT (files.filename = ? AND files.sha256 = ?)",
+        (channel_id, KIND, new.subdir, new.name, new.version, new.filename, new.sha256),
     ).fetchone()
     if taken is not None:
         raise Conflict(

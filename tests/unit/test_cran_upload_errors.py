@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 
-from repo import accounts
+from repo import accounts, files
 from repo.db import get_db
 
 from .builders import (
@@ -126,6 +126,26 @@ def test_identical_reupload_is_ok_and_other_content_is_a_conflict(app, client, o
     assert other.status_code == 409
     assert refusal(other).startswith("File already exists ('abc_2.1.tar.gz', sha256 ")
     assert stored(app) == before
+
+
+def test_an_identical_upload_landing_after_the_first_look_is_still_ok(app, client, owner,
+                                                                      monkeypatch):  # fmt: skip
+    # Two identical uploads at once: the second looks for its name before the first has
+    # committed (so `existing` sees nothing) and checks the version after it has.
+    assert send(client, "POST", URL, data=r_form(), headers=owner).status_code == 200
+    before = stored(app)
+    real, looks = files.existing, []
+
+    def existing(*args):  # the first look misses; publish's own look after the race is real
+        looks.append(args)
+        return False if len(looks) == 1 else real(*args)
+
+    monkeypatch.setattr(files, "existing", existing)
+
+    again = send(client, "POST", URL, data=r_form(), headers=owner)
+
+    assert again.status_code == 200, again.status
+    assert len(looks) == 2 and stored(app) == before
 
 
 def test_same_version_in_another_compression_is_a_conflict(app, client, owner):
