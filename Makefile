@@ -44,7 +44,7 @@ system-test-deps:
 	 fi
 
 $(VENV)/.test-deps: setup.cfg | venv system-test-deps
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,scale]'
 	touch $@
 
 test-deps: $(VENV)/.test-deps

@@ -31,6 +31,27 @@ def flag(raw: str) -> bool:
 ENVIRONMENT: list[tuple[str, str, Callable[[str], object], object, str]] = [
     ("REPO_DATA_DIR", "DATA_DIR", str, "./data", "database, blobs and secret key live here"),
     ("REPO_SECRET_KEY", "SECRET_KEY", str, None, "signs sessions; generated into the data dir"),
+    (
+        "REPO_DATABASE_URL",
+        "DATABASE_URL",
+        str,
+        None,
+        "postgresql://USER:PASS@HOST:PORT/DB selects PostgreSQL; unset, SQLite in the data dir",
+    ),
+    (
+        "REPO_BLOB_URL",
+        "BLOB_URL",
+        str,
+        None,
+        "s3://BUCKET/PREFIX stores blobs in S3-compatible storage; unset, the data dir's blobs/",
+    ),
+    (
+        "REPO_BLOB_REDIRECT",
+        "BLOB_REDIRECT",
+        flag,
+        False,
+        "with S3, answer a download with a redirect to a short-lived presigned URL",
+    ),
     ("REPO_MAX_UPLOAD_MB", "MAX_UPLOAD_MB", int, 1024, "largest accepted upload, in MiB"),
     ("REPO_BIND", "BIND", str, "127.0.0.1:8000", "address gunicorn listens on"),
     ("REPO_WORKERS", "WORKERS", int, 2, "gunicorn worker processes"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,8 @@ from flask.testing import FlaskClient
 
 from repo import accounts, create_app
 from repo.db import get_db, transaction
+
+from . import stacks
 
 TESTS = Path(__file__).parent
 # Tests make many failed authentications from one address on purpose; throttling has tests
@@ -40,12 +43,34 @@ class OwnContextClient(FlaskClient):
         return contextvars.Context().run(super().open, *args, **kwargs)
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--stack", choices=stacks.STACKS, default="embedded",
+        help="embedded: SQLite and a blob folder; scale: PostgreSQL and S3 (started here)",
+    )  # fmt: skip
+
+
 def pytest_configure(config):
     """Tests run on their own settings: a developer's or CI's REPO_* variables reach neither
     the apps the unit tests make nor the servers the e2e tests start."""
     for name in [name for name in os.environ if name.startswith("REPO_")]:
         del os.environ[name]
     Flask.test_client_class = OwnContextClient
+    global STACK
+    STACK = stacks.Stack(config.getoption("--stack"), Path(tempfile.mkdtemp(prefix="repo-stacks-")))
+
+
+def pytest_unconfigure(config):
+    STACK.stop()
+
+
+STACK: stacks.Stack
+
+
+def make_app(data_dir: Path, **settings) -> Flask:
+    """An app on a fresh data dir, on the stack this run tests (a new database and bucket of
+    its own on `scale`): what every test that needs an app builds it with."""
+    return create_app({"DATA_DIR": str(data_dir), "TESTING": True, **STACK.config(), **settings})
 
 
 def pytest_collection_modifyitems(items):
@@ -59,7 +84,7 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture
 def app(tmp_path):
-    app = create_app({"DATA_DIR": str(tmp_path / "data"), "TESTING": True, **UNTHROTTLED})
+    app = make_app(tmp_path / "data", **UNTHROTTLED)
     with app.app_context():
         yield app
 
