@@ -9,14 +9,17 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # package with C code, and remotes for install_version), curl, Debian's Chromium for the
 # browser tests (Playwright drives it; it never downloads a browser of its own), and what the
 # benchmark needs, which its smoke run in the tests needs too: nginx, wrk and htpasswd
-# (apache2-utils). nginx lives in /usr/sbin, outside a non-root user's PATH.
+# (apache2-utils). nginx lives in /usr/sbin, outside a non-root user's PATH. The scale stack
+# (pytest --stack=scale, and test_postgres.py on either) starts PostgreSQL's server binaries,
+# which Debian keeps outside PATH, in /usr/lib/postgresql/<version>/bin. `file` tells the
+# binary's test what dist/repo is.
 BENCH_PACKAGES := nginx wrk apache2-utils
 BENCH_COMMANDS := nginx wrk htpasswd
 TEST_PACKAGES := r-base-core r-base-dev r-cran-remotes curl chromium fonts-dejavu-core \
-  $(BENCH_PACKAGES)
-TEST_COMMANDS := Rscript cc curl chromium $(BENCH_COMMANDS)
+  postgresql file $(BENCH_PACKAGES)
+TEST_COMMANDS := Rscript cc curl chromium file $(BENCH_COMMANDS)
 
-.PHONY: serve test lint venv test-deps system-deps system-test-deps dist clean
+.PHONY: serve test lint venv test-deps system-deps system-test-deps dist binary clean
 
 # Debian ships venv and ensurepip in python3-venv; install it only when it is missing.
 system-deps:
@@ -38,6 +41,7 @@ serve: venv
 system-test-deps:
 	@missing=""; for c in $(TEST_COMMANDS); do PATH="$$PATH:/usr/sbin" command -v $$c >/dev/null || missing=1; done; \
 	 Rscript -e 'quit(status = !requireNamespace("remotes", quietly = TRUE))' 2>/dev/null || missing=1; \
+	 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing=1; \
 	 if [ -n "$$missing" ]; then \
 	   $(SUDO) apt-get update && \
 	   DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $(TEST_PACKAGES); \
@@ -49,27 +53,51 @@ $(VENV)/.test-deps: setup.cfg | venv system-test-deps
 
 test-deps: $(VENV)/.test-deps
 
-test: test-deps lint dist
+test: test-deps lint dist binary
 	$(BIN)/python -m pytest
 
 lint: test-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# What the zipapp and the binary are made of.
+APP_SOURCES := setup.cfg pyproject.toml app.py $(wildcard schema*.sql) \
+  $(shell find repo templates static -type f -not -path '*/__pycache__/*')
+
 # One self-contained executable: `python3 dist/repo.pyz serve` on a machine with only Python.
-# The staged tree puts schema.sql, templates/ and static/ inside the package.
-dist/repo.pyz: setup.cfg pyproject.toml app.py schema.sql $(shell find repo templates static -type f -not -path '*/__pycache__/*') | venv
+# The staged tree puts the schemas, templates/ and static/ inside the package.
+dist/repo.pyz: $(APP_SOURCES) | venv
 	rm -rf build/dist dist/repo.pyz && mkdir -p build/dist dist
 	cp -r repo setup.cfg pyproject.toml README.md build/dist/
-	cp -r schema.sql templates static build/dist/repo/
+	cp -r schema.sql schema-postgres.sql templates static build/dist/repo/
 	find build/dist -name __pycache__ -prune -exec rm -rf {} +
 	$(BIN)/python -m pip install --quiet shiv
 	$(BIN)/shiv --quiet --reproducible -c repo -p '/usr/bin/env python3' -o $@ ./build/dist
 
 dist: dist/repo.pyz
 
+# PyInstaller, and the extras the binary carries besides the app.
+$(VENV)/.binary-deps: setup.cfg | venv
+	$(BIN)/python -m pip install --quiet -e '.[scale,keyring]' pyinstaller
+	touch $@
+
+# One executable with Python inside: `dist/repo serve` on a machine with no Python at all
+# (PyInstaller, one-file mode; freeze/repo.spec says what goes in and why). Frozen from a
+# staged copy, like the zipapp: the schemas, templates/ and static/ inside the package.
+# PYTHONHASHSEED fixes the order of sets frozen into the bytecode (PyInstaller's advice for
+# reproducible builds).
+dist/repo: $(APP_SOURCES) freeze/repo.spec freeze/main.py | $(VENV)/.binary-deps
+	rm -rf build/binary dist/repo && mkdir -p build/binary/src dist
+	cp -r repo build/binary/src/
+	cp -r schema*.sql templates static build/binary/src/repo/
+	find build/binary/src -name __pycache__ -prune -exec rm -rf {} +
+	PYTHONHASHSEED=0 $(BIN)/pyinstaller --noconfirm --log-level WARN --distpath dist \
+	  --workpath build/binary/work freeze/repo.spec -- --source build/binary/src
+
+binary: dist/repo
+
 clean:
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) *.egg-info build dist
 
 # `make bench` (bench/README.md): repo against pypiserver, devpi and a static nginx, one table.
 # Its Debian tools come with the test tools (BENCH_PACKAGES above); `make bench

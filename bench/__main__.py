@@ -2,7 +2,8 @@
 static nginx, run the same clients against each, and print one table with repo's ratio to
 each and the issue's targets. repo runs beside nginx, its measurements alternating with
 nginx's (the targets are ratios to it), and its mirror channel takes turns with devpi's and
-proxpi's mirrors; each private-index peer runs alone after them. Everything listens on
+proxpi's mirrors; then the embedded default takes turns with two app servers on PostgreSQL
+and S3 (issue 13); each private-index peer runs alone after them. Everything listens on
 127.0.0.1 and is stopped at the end, also on failure. `--smoke` runs every measurement once
 at a tiny size, offline, so that `make test` keeps the harness working."""
 
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import big, corpus, environment, mirrors, python_side, r, report
+from . import big, corpus, environment, mirrors, python_side, r, report, scaleout
 from .peers import DevpiServer, PypiServer, htpasswd
 from .report import Results
 from .scale import FULL, QUICK, SMOKE, MiB, Scale
@@ -149,6 +150,8 @@ def run_servers(
             r.reads(running, scale, results, workdir)
 
     side_by_side([repo] + ([] if "nginx" in skip else [nginx]), results, repo_and_nginx)
+    say("scale-out: the embedded default, A alone, A and B on PostgreSQL + S3, in turns")
+    scaleout.run(work, results, workdir)
     versions = {}
     for peer in (DevpiServer(workdir), PypiServer(workdir, passwords)):
         if peer.name in skip:
@@ -238,6 +241,10 @@ def render(
             "## Targets (issue)",
             "",
             report.verdict_lines(report.targets(results)),
+            "",
+            "## Scale-out: PostgreSQL + S3 against the embedded default (issue 13)",
+            "",
+            report.scaleout_lines(results),
             "",
         ]
     )

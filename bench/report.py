@@ -107,7 +107,31 @@ def rows(scale: Scale) -> list[Row]:
         Row("r_gz_rps", "GET PACKAGES.gz, same", "req/s", True),
         Row("r_gz_p50", "GET PACKAGES.gz, p50 latency, one connection", "ms", False),
         Row("r_available", f"Rscript available.packages() at {r}", "s", False),
+        *scaleout_rows(scale, installed),
     ]
+
+
+def scaleout_rows(scale: Scale, installed: str) -> list[Row]:
+    """Issue 13's rows: the embedded default, app server A alone and A with B on one
+    PostgreSQL database and one S3 bucket, in turns (bench/scaleout.py)."""
+    wheels = f"{scale.scaleout_files:,} new one-wheel projects"
+    return [
+        Row("scale_rps_embedded", "scale-out: GET /simple/PROJECT/ on the embedded default"
+            " (SQLite + folder), wrk 16 connections, in turns with the next two", "req/s", True),
+        Row("scale_rps_one", "scale-out: the same on PostgreSQL + S3, app server A alone",
+            "req/s", True),
+        Row("scale_rps_two", "scale-out: the same on A and B at once, a wrk of 8 connections"
+            " each, summed", "req/s", True),
+        Row("scale_upload_embedded", f"scale-out: upload of {wheels} with twine, the embedded"
+            " default", "files/s", True),
+        Row("scale_upload_one", "scale-out: the same through A", "files/s", True),
+        Row("scale_upload_two", "scale-out: the same, half through A and half through B at once",
+            "files/s", True),
+        Row("scale_pip_embedded", f"scale-out: pip install of {installed}, the embedded default",
+            "s", False),
+        Row("scale_pip_one", "scale-out: the same pip install through A", "s", False),
+        Row("scale_pip_two", "scale-out: the same through B (uploaded through A)", "s", False),
+    ]  # fmt: skip
 
 
 class Results:
@@ -300,6 +324,7 @@ def targets(results: Results) -> list[Verdict]:
         ),
     ]
     checks += mirror_checks(results)
+    checks += scaleout_checks(results)
     verdicts = []
     for target, figures, check in checks:
         if any(figure is None for figure in figures):
@@ -350,6 +375,47 @@ def mirror_checks(results: Results) -> list[tuple[str, list[float | None], Any]]
             lambda delta: (delta < 64, f"+{delta:.1f} MiB PSS"),
         ),
     ]
+
+
+def scaleout_checks(results: Results) -> list[tuple[str, list[float | None], Any]]:
+    """Issue 13's targets: an app server on PostgreSQL + S3 against the embedded default, and
+    two of them against one."""
+    get = results.get
+    one = get("scale_rps_one", "repo")
+    return [
+        (
+            "an app server on PostgreSQL + S3 at least 0.8x the embedded default's page req/s"
+            " (issue 13)",
+            [one, get("scale_rps_embedded", "repo")],
+            lambda mine, embedded: (mine >= 0.8 * embedded, f"{mine / embedded:.2f}x embedded"),
+        ),
+        (
+            "two app servers on two cores no slower than one (page req/s, issue 13)",
+            [get("scale_rps_two", "repo"), one],
+            lambda two, alone: (two >= alone, f"A and B {two / alone:.2f}x A alone"),
+        ),
+    ]
+
+
+# Issue 13's figures as ratios, each (what, the embedded default's key, [(setup, key)]).
+SCALEOUT_RATIOS = (
+    ("project page req/s", "scale_rps_embedded",
+     [("A alone", "scale_rps_one"), ("A and B at once", "scale_rps_two")]),
+    ("upload rate (files/s)", "scale_upload_embedded",
+     [("A alone", "scale_upload_one"), ("A and B at once", "scale_upload_two")]),
+    ("pip install time", "scale_pip_embedded",
+     [("through A", "scale_pip_one"), ("through B", "scale_pip_two")]),
+)  # fmt: skip
+
+
+def scaleout_lines(results: Results) -> str:
+    """Issue 13's figures as ratios of PostgreSQL + S3 to the embedded default, one line each."""
+    lines = []
+    for what, base, setups in SCALEOUT_RATIOS:
+        ratios = [f"{setup} {_ratio(results.get(key, 'repo'), results.get(base, 'repo'))}"
+                  for setup, key in setups]  # fmt: skip
+        lines.append(f"- {what}: {', '.join(ratios)} the embedded default's")
+    return "\n".join(lines)
 
 
 def verdict_lines(verdicts: list[Verdict]) -> str:

@@ -25,6 +25,9 @@ class Scale:
     downloads: int  # downloads per server (the median is shown)
     r_visible: int  # R uploads timed until they show in PACKAGES (the median is shown)
     mirror_rounds: int  # turns of the mirrors' installs and page runs (the median is shown)
+    scaleout_files: int  # wheels per timed upload of the scale-out rows (issue 13)
+    scaleout_seconds: int  # each wrk turn of the scale-out page rows
+    scaleout_rounds: int  # turns of the scale-out uploads and page runs (the median)
     real: bool  # pip and uv install the real projects from PyPI; else the synthetic ones
 
 
@@ -41,6 +44,9 @@ FULL = Scale(
     downloads=5,
     r_visible=3,
     mirror_rounds=3,
+    scaleout_files=300,
+    scaleout_seconds=5,
+    scaleout_rounds=3,
     real=True,
 )
 QUICK = Scale(
@@ -56,6 +62,9 @@ QUICK = Scale(
     downloads=3,
     r_visible=1,
     mirror_rounds=3,
+    scaleout_files=50,
+    scaleout_seconds=2,
+    scaleout_rounds=3,
     real=True,
 )
 # Every measurement once, at the smallest size that still runs it for real, in well under a
@@ -74,5 +83,8 @@ SMOKE = Scale(
     downloads=1,
     r_visible=1,
     mirror_rounds=1,
+    scaleout_files=2,
+    scaleout_seconds=1,
+    scaleout_rounds=1,
     real=False,
 )

@@ -141,6 +141,7 @@ class RepoServer(Service):
     name = "repo"
     channel = "bench"
     r_channel = "rpkgs"
+    channels = (channel, r_channel)  # made at setup
 
     def __init__(self, workdir: Path, max_upload_mb: int):
         super().__init__(workdir)
@@ -158,11 +159,19 @@ class RepoServer(Service):
         return result.stdout.strip()
 
     def start(self) -> None:
+        self.setup()
+        self.serve()
+
+    def setup(self) -> None:
+        """The benchmark's user, its channels and a token, through the command line."""
         self.cli("user", "create", USER, "--password", PASSWORD)
-        for channel in (self.channel, self.r_channel):
+        for channel in self.channels:
             self.cli("channel", "create", channel, "--owner", USER)
         # The documented CI form: `__token__` as the user name, the token as the password.
         self.user, self.password = "__token__", self.cli("token", "create", USER, "--label", "b")
+
+    def serve(self) -> None:
+        """`repo serve` on a port the OS picks; returns once /healthz answers."""
         command = [tool("repo"), "--data-dir", str(self.data_dir), "serve"]
         self.spawn([*command, "--bind", "127.0.0.1:0", "--workers", "2"], self.env)
         end = time.monotonic() + STARTUP_DEADLINE

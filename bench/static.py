@@ -21,6 +21,11 @@ def project_of(path: Path) -> str:
     return canonicalize_name(parse_sdist_filename(path.name)[0])
 
 
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as file:
+        return sha256_of(file)
+
+
 def write_tree(root: Path, distributions: Iterable[Path]) -> int:
     """Lay out `distributions` (linked, not copied) under `root`; return the project count."""
     files_dir = root / "files"
@@ -33,7 +38,7 @@ def write_tree(root: Path, distributions: Iterable[Path]) -> int:
             link.symlink_to(path.resolve())
     for name, paths in projects.items():
         links = "".join(
-            f'<a href="/files/{html.escape(p.name)}#sha256={sha256_of(p)}">'
+            f'<a href="/files/{html.escape(p.name)}#sha256={_sha256(p)}">'
             f"{html.escape(p.name)}</a><br>\n"
             for p in paths
         )

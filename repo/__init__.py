@@ -7,8 +7,9 @@ from pathlib import Path
 from flask import Flask
 
 _PACKAGE = Path(__file__).parent
-# schema.sql, templates/ and static/ sit beside the package in a checkout; `make dist` copies
-# them into it, since an installed package (the zipapp) has nothing beside it.
+# schema.sql, templates/ and static/ sit beside the package in a checkout; `make dist` and
+# `make binary` copy them into it, since an installed package (the zipapp) has nothing beside
+# it, and neither has a frozen one (the binary: the package unpacked under sys._MEIPASS).
 RESOURCES = _PACKAGE if (_PACKAGE / "schema.sql").is_file() else _PACKAGE.parent
 
 # Every read URL of a channel is served under three prefixes: plain (credentials in headers)

@@ -10,14 +10,13 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from werkzeug.security import generate_password_hash
 
 from . import sessions, tokens
-from .db import now, transaction
+from .db import Connection, IntegrityError, OperationalError, Row, now, transaction
 from .errors import Conflict, Invalid, NotFound, disk_full
 from .password_cache import PasswordCache
 
@@ -80,19 +79,19 @@ def rank(role: str | None) -> int:
 # --- users -------------------------------------------------------------------------------
 
 
-def create_user(db: sqlite3.Connection, name: str, password: str, admin: bool = False) -> int:
+def create_user(db: Connection, name: str, password: str, admin: bool = False) -> int:
     if not USER_NAME.fullmatch(name):
         raise Invalid(f"Invalid user name '{name}': use letters, digits, '.', '_' or '-'")
     _check_new_password(password)
     try:
         with transaction(db):
-            cursor = db.execute(
-                "INSERT INTO users (name, password_hash, is_admin, created) VALUES (?, ?, ?, ?)",
+            return db.execute(
+                "INSERT INTO users (name, password_hash, is_admin, created) VALUES (?, ?, ?, ?)"
+                " RETURNING id",
                 (name, generate_password_hash(password), int(admin), now()),
-            )
-    except sqlite3.IntegrityError:
+            ).fetchone()[0]
+    except IntegrityError:
         raise Conflict(f"User '{name}' already exists") from None
-    return cursor.lastrowid
 
 
 def _check_new_password(password: str) -> None:
@@ -100,18 +99,18 @@ def _check_new_password(password: str) -> None:
         raise Invalid("Password too short: use at least 8 characters")
 
 
-def user_count(db: sqlite3.Connection) -> int:
+def user_count(db: Connection) -> int:
     return db.execute("SELECT count(*) FROM users").fetchone()[0]
 
 
-def get_user(db: sqlite3.Connection, name: str) -> sqlite3.Row:
+def get_user(db: Connection, name: str) -> Row:
     row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
     if row is None:
         raise NotFound(f"User '{name}' not found")
     return row
 
 
-def _identity(row: sqlite3.Row, token: sqlite3.Row | None = None) -> Identity:
+def _identity(row: Row, token: Row | None = None) -> Identity:
     return Identity(
         user_id=row["id"],
         user_name=row["name"],
@@ -122,7 +121,7 @@ def _identity(row: sqlite3.Row, token: sqlite3.Row | None = None) -> Identity:
     )
 
 
-def check_password(db: sqlite3.Connection, name: str, password: str) -> Identity | None:
+def check_password(db: Connection, name: str, password: str) -> Identity | None:
     """The user with this name and password, or None; as slow for unknown names, and fast
     for a password found right a moment ago (repo.password_cache)."""
     row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
@@ -132,7 +131,7 @@ def check_password(db: sqlite3.Connection, name: str, password: str) -> Identity
     return _identity(row)
 
 
-def list_users(db: sqlite3.Connection) -> list[sqlite3.Row]:
+def list_users(db: Connection) -> list[Row]:
     """Every user by name, with how many channels they belong to and live tokens they hold."""
     return db.execute(
         "SELECT users.id, users.name, users.is_admin, users.disabled, users.created,"
@@ -142,7 +141,7 @@ def list_users(db: sqlite3.Connection) -> list[sqlite3.Row]:
     ).fetchall()
 
 
-def set_disabled(db: sqlite3.Connection, user_id: int, disabled: bool) -> None:
+def set_disabled(db: Connection, user_id: int, disabled: bool) -> None:
     """Disable or enable a user: a disabled user's password and tokens stop working on their
     next request and come back when enabled again; their web sessions end for good. The last
     enabled admin cannot be disabled."""
@@ -154,7 +153,7 @@ def set_disabled(db: sqlite3.Connection, user_id: int, disabled: bool) -> None:
         sessions.end_all(db, user_id)
 
 
-def set_password(db: sqlite3.Connection, user_id: int, password: str) -> None:
+def set_password(db: Connection, user_id: int, password: str) -> None:
     """Give a user a new password; their web sessions end (see session_user)."""
     _check_new_password(password)
     with transaction(db):
@@ -164,7 +163,7 @@ def set_password(db: sqlite3.Connection, user_id: int, password: str) -> None:
         )
 
 
-def set_admin(db: sqlite3.Connection, user_id: int, admin: bool) -> None:
+def set_admin(db: Connection, user_id: int, admin: bool) -> None:
     """Make a user an admin or not; the last enabled admin stays one."""
     with transaction(db):
         if not admin:
@@ -172,7 +171,7 @@ def set_admin(db: sqlite3.Connection, user_id: int, admin: bool) -> None:
         db.execute("UPDATE users SET is_admin = ? WHERE id = ?", (int(admin), user_id))
 
 
-def delete_user(db: sqlite3.Connection, user_id: int) -> None:
+def delete_user(db: Connection, user_id: int) -> None:
     """Delete a user with their memberships, tokens and sessions; their uploads stay, without
     an uploader. Refused for the last admin and for a channel's only owner."""
     with transaction(db):
@@ -193,8 +192,8 @@ def delete_user(db: sqlite3.Connection, user_id: int) -> None:
         db.execute("DELETE FROM users WHERE id = ?", (user_id,))
 
 
-def _keep_an_admin(db: sqlite3.Connection, user_id: int) -> None:
-    admins = db.execute("SELECT id FROM users WHERE is_admin AND NOT disabled").fetchall()
+def _keep_an_admin(db: Connection, user_id: int) -> None:
+    admins = db.execute("SELECT id FROM users WHERE is_admin = 1 AND disabled = 0").fetchall()
     if [row["id"] for row in admins] == [user_id]:
         raise Conflict("The server needs an admin: make another user admin first")
 
@@ -203,14 +202,14 @@ def _stamp(password_hash: str) -> str:
     return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
 
-def session_stamp(db: sqlite3.Connection, user_id: int) -> str:
+def session_stamp(db: Connection, user_id: int) -> str:
     """A fingerprint of the user's password hash for a web session to carry, so that a new
     password ends every session made with the old one."""
     row = db.execute("SELECT password_hash FROM users WHERE id = ?", (user_id,)).fetchone()
     return _stamp(row["password_hash"])
 
 
-def session_user(db: sqlite3.Connection, session_id: str, stamp: str) -> Identity | None:
+def session_user(db: Connection, session_id: str, stamp: str) -> Identity | None:
     """The user a web session belongs to; None when the session was ended or has expired or
     its user is disabled (sessions.find_user), or the password changed since it began."""
     row = sessions.find_user(db, session_id)
@@ -236,27 +235,26 @@ def check_channel_name(name: str) -> None:
         )
 
 
-def create_channel(db: sqlite3.Connection, name: str, owner_id: int, public: bool = False,
+def create_channel(db: Connection, name: str, owner_id: int, public: bool = False,
                    description: str = "") -> int:  # fmt: skip
     check_channel_name(name)
     try:
         with transaction(db):
-            cursor = db.execute(
-                "INSERT INTO channels (name, public, created, description) VALUES (?, ?, ?, ?)",
+            channel_id = db.execute(
+                "INSERT INTO channels (name, public, created, description) VALUES (?, ?, ?, ?)"
+                " RETURNING id",
                 (name, int(public), now(), description),
-            )
+            ).fetchone()[0]
             db.execute(
                 "INSERT INTO memberships (channel_id, user_id, role) VALUES (?, ?, 'owner')",
-                (cursor.lastrowid, owner_id),
+                (channel_id, owner_id),
             )
-    except sqlite3.IntegrityError:
+    except IntegrityError:
         raise Conflict(f"Channel '{name}' already exists", code="exists") from None
-    return cursor.lastrowid
+    return channel_id
 
 
-def find_channel(
-    db: sqlite3.Connection, name: str, identity: Identity | None = None
-) -> sqlite3.Row | None:
+def find_channel(db: Connection, name: str, identity: Identity | None = None) -> Row | None:
     """The channel; with an identity, its membership role comes along in the same query
     (`member_role`), saving role_in a query on every request."""
     if identity is None:
@@ -269,7 +267,7 @@ def find_channel(
     ).fetchone()
 
 
-def grant(db: sqlite3.Connection, channel_id: int, user_id: int, role: str) -> None:
+def grant(db: Connection, channel_id: int, user_id: int, role: str) -> None:
     if role not in ROLES:
         raise Invalid(f"Invalid role '{role}': use one of {', '.join(ROLES)}")
     with transaction(db):
@@ -282,7 +280,7 @@ def grant(db: sqlite3.Connection, channel_id: int, user_id: int, role: str) -> N
         )
 
 
-def remove_member(db: sqlite3.Connection, channel_id: int, user_id: int) -> None:
+def remove_member(db: Connection, channel_id: int, user_id: int) -> None:
     """Take a user out of a channel; their tokens lose the channel on their next request."""
     with transaction(db):
         _keep_an_owner(db, channel_id, user_id)
@@ -291,7 +289,7 @@ def remove_member(db: sqlite3.Connection, channel_id: int, user_id: int) -> None
         )
 
 
-def _keep_an_owner(db: sqlite3.Connection, channel_id: int, user_id: int) -> None:
+def _keep_an_owner(db: Connection, channel_id: int, user_id: int) -> None:
     """Refuse to take the owner role from the channel's only owner: nobody but an admin
     could manage the channel any more."""
     owners = db.execute(
@@ -303,7 +301,7 @@ def _keep_an_owner(db: sqlite3.Connection, channel_id: int, user_id: int) -> Non
         )
 
 
-def list_members(db: sqlite3.Connection, channel_id: int) -> list[sqlite3.Row]:
+def list_members(db: Connection, channel_id: int) -> list[Row]:
     return db.execute(
         "SELECT users.id, users.name, users.disabled, memberships.role FROM memberships"
         " JOIN users ON users.id = memberships.user_id WHERE memberships.channel_id = ?"
@@ -321,17 +319,18 @@ _CHANNEL_COLUMNS = (
     " (SELECT count(*) FROM memberships WHERE channel_id = channels.id) AS members,"
     " (SELECT count(*) FROM packages WHERE channel_id = channels.id) AS packages,"
     " (SELECT count(*) FROM files WHERE channel_id = channels.id) AS file_count,"
-    " (SELECT coalesce(sum(size), 0) FROM files WHERE channel_id = channels.id) AS size_bytes"
+    " (SELECT CAST(coalesce(sum(size), 0) AS BIGINT) FROM files"
+    "  WHERE channel_id = channels.id) AS size_bytes"
 )
 _CHANNELS = f"SELECT {_CHANNEL_COLUMNS} FROM channels"
 
 
-def all_channels(db: sqlite3.Connection) -> list[sqlite3.Row]:
+def all_channels(db: Connection) -> list[Row]:
     """Every channel by name, for admins."""
     return db.execute(f"{_CHANNELS} ORDER BY channels.name").fetchall()
 
 
-def channel_summary(db: sqlite3.Connection, channel_id: int) -> sqlite3.Row:
+def channel_summary(db: Connection, channel_id: int) -> Row:
     """One channel with what all_channels gives for each (owners, counts, size)."""
     return db.execute(f"{_CHANNELS} WHERE channels.id = ?", (channel_id,)).fetchone()
 
@@ -339,7 +338,7 @@ def channel_summary(db: sqlite3.Connection, channel_id: int) -> sqlite3.Row:
 DESCRIPTION_LIMIT = 2000
 
 
-def update_channel(db: sqlite3.Connection, channel_id: int, public: bool | None = None,
+def update_channel(db: Connection, channel_id: int, public: bool | None = None,
                    description: str | None = None) -> None:  # fmt: skip
     """Change a channel's privacy or description (None: leave it); index pages and their
     ETags change with its revision, since a page's answer depends on who may read it."""
@@ -353,7 +352,7 @@ def update_channel(db: sqlite3.Connection, channel_id: int, public: bool | None 
         )
 
 
-def delete_channel(db: sqlite3.Connection, channel_id: int, force: bool = False) -> None:
+def delete_channel(db: Connection, channel_id: int, force: bool = False) -> None:
     """Delete a channel with its members, channel tokens, packages, files and mirrors; one
     that still holds files only with `force`. Blobs go with the next `repo gc`."""
     with transaction(db):
@@ -373,7 +372,7 @@ def delete_channel(db: sqlite3.Connection, channel_id: int, force: bool = False)
         db.execute("DELETE FROM channels WHERE id = ?", (channel_id,))
 
 
-def visible_channels(db: sqlite3.Connection, identity: Identity | None) -> list[dict]:
+def visible_channels(db: Connection, identity: Identity | None) -> list[dict]:
     """The channels `identity` may read, by name, each with its `role` there by role_in's
     rules (and `member_role`, its membership's): anonymous callers see the public ones, users
     also their own, admins all."""
@@ -382,7 +381,7 @@ def visible_channels(db: sqlite3.Connection, identity: Identity | None) -> list[
     rows = db.execute(
         f"SELECT {_CHANNEL_COLUMNS}, (SELECT role FROM memberships"
         "  WHERE channel_id = channels.id AND user_id = ?) AS member_role"
-        " FROM channels WHERE channels.public OR ?"
+        " FROM channels WHERE channels.public = 1 OR ? = 1"
         " OR channels.id IN (SELECT channel_id FROM memberships WHERE user_id = ?)"
         " ORDER BY channels.name",
         (user_id, int(admin), user_id),
@@ -390,7 +389,7 @@ def visible_channels(db: sqlite3.Connection, identity: Identity | None) -> list[
     return [{**row, "role": role} for row in rows if (role := role_in(db, identity, row))]
 
 
-def _member_role(db: sqlite3.Connection, identity: Identity, channel: sqlite3.Row) -> str | None:
+def _member_role(db: Connection, identity: Identity, channel: Row) -> str | None:
     if identity.is_admin:
         return "owner"
     if "member_role" in channel.keys():
@@ -402,7 +401,7 @@ def _member_role(db: sqlite3.Connection, identity: Identity, channel: sqlite3.Ro
     return row["role"] if row else None
 
 
-def role_in(db: sqlite3.Connection, identity: Identity | None, channel: sqlite3.Row) -> str | None:
+def role_in(db: Connection, identity: Identity | None, channel: Row) -> str | None:
     """What `identity` may do in `channel` right now: None, 'read', 'write' or 'owner'.
 
     A token never has more rights than its user has at the moment it is used; a channel token
@@ -431,7 +430,7 @@ def parse_duration(text: str) -> timedelta:
 
 
 def create_token(
-    db: sqlite3.Connection,
+    db: Connection,
     user_id: int,
     channel_id: int | None = None,
     scope: str | None = None,
@@ -452,7 +451,7 @@ def create_token(
         return _insert_token(db, user_id, channel_id, scope, expires_in, label)
 
 
-def _insert_token(db: sqlite3.Connection, user_id: int, channel_id: int | None, scope: str,
+def _insert_token(db: Connection, user_id: int, channel_id: int | None, scope: str,
                   expires_in: timedelta | None, label: str) -> tuple[int, str]:  # fmt: skip
     if len(label) > LABEL_LIMIT:
         raise Invalid(f"Label too long: at most {LABEL_LIMIT} characters")
@@ -462,15 +461,15 @@ def _insert_token(db: sqlite3.Connection, user_id: int, channel_id: int | None, 
     expires = None
     if expires_in is not None:
         expires = (datetime.now(UTC) + expires_in).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    cursor = db.execute(
+    token_id = db.execute(
         "INSERT INTO tokens (hash, user_id, channel_id, scope, label, created, expires)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (tokens.digest(secret), user_id, channel_id, scope, label, now(), expires),
-    )
-    return cursor.lastrowid, secret
+    ).fetchone()[0]
+    return token_id, secret
 
 
-def login_token(db: sqlite3.Connection, user_id: int, label: str,
+def login_token(db: Connection, user_id: int, label: str,
                 expires_in: timedelta | None) -> tuple[int, str]:  # fmt: skip
     """A new `manage` user token for a login, revoking any live user token of the same user
     and label in the same transaction: logging in again never piles up secrets."""
@@ -483,7 +482,7 @@ def login_token(db: sqlite3.Connection, user_id: int, label: str,
         return _insert_token(db, user_id, None, "manage", expires_in, label)
 
 
-def rotate_token(db: sqlite3.Connection, token_id: int) -> str:
+def rotate_token(db: Connection, token_id: int) -> str:
     """Give a live token a new secret (same id, label, scope, channel and expiry); the old
     secret is refused from then on. Return the new one."""
     secret = tokens.generate()
@@ -508,7 +507,7 @@ class TokenRefused(Exception):
         self.code = code
 
 
-def check_token(db: sqlite3.Connection, secret: str) -> Identity:
+def check_token(db: Connection, secret: str) -> Identity:
     """The identity a token acts as; raises TokenRefused saying why not."""
     if not tokens.well_formed(secret):
         raise TokenRefused("Invalid token")
@@ -534,23 +533,24 @@ def check_token(db: sqlite3.Connection, secret: str) -> Identity:
     )  # fmt: skip
 
 
-def _touch(db: sqlite3.Connection, token: sqlite3.Row, stamp: str) -> None:
+def _touch(db: Connection, token: Row, stamp: str) -> None:
     # One write a minute per token is enough to say when it was last used.
     if token["last_used"] and token["last_used"][:16] == stamp[:16]:
         return
     try:
         with transaction(db):
             db.execute("UPDATE tokens SET last_used = ? WHERE id = ?", (stamp, token["id"]))
-    except sqlite3.OperationalError as error:
+    except OperationalError as error:
         # Bookkeeping must not stop a read: on a full disk the install still works.
         if not disk_full(error):
             raise
 
 
-def list_tokens(db: sqlite3.Connection, user_id: int | None = None) -> list[dict]:
+def list_tokens(db: Connection, user_id: int | None = None) -> list[dict]:
     """Tokens (of one user, or all) as `repo token list --json` and the API show them."""
     rows = db.execute(
-        f"{_TOKENS} WHERE ? IS NULL OR tokens.user_id = ? ORDER BY tokens.id", (user_id, user_id)
+        f"{_TOKENS} WHERE CAST(? AS BIGINT) IS NULL OR tokens.user_id = ? ORDER BY tokens.id",
+        (user_id, user_id),
     ).fetchall()
     return [_token_fields(row) for row in rows]
 
@@ -564,11 +564,11 @@ TOKEN_FIELDS = ("id", "user", "channel", "scope", "label", "created", "last_used
                 "revoked")  # fmt: skip
 
 
-def _token_fields(row: sqlite3.Row) -> dict:
+def _token_fields(row: Row) -> dict:
     return {key: row[key] for key in TOKEN_FIELDS}
 
 
-def get_token(db: sqlite3.Connection, token_id: int) -> dict | None:
+def get_token(db: Connection, token_id: int) -> dict | None:
     """One token as list_tokens shows it, with its owner's `user_id`; None if there is none
     (an id past SQLite's integers too, which could not even be looked up)."""
     if not 0 < token_id < 2**63:
@@ -577,7 +577,7 @@ def get_token(db: sqlite3.Connection, token_id: int) -> dict | None:
     return None if row is None else {**_token_fields(row), "user_id": row["user_id"]}
 
 
-def revoke_own_token(db: sqlite3.Connection, user_id: int, token_id: int) -> None:
+def revoke_own_token(db: Connection, user_id: int, token_id: int) -> None:
     """Revoke one of the user's own tokens; another user's token is not found, like a missing
     one, so token ids tell nobody anything."""
     mine = db.execute(
@@ -588,7 +588,7 @@ def revoke_own_token(db: sqlite3.Connection, user_id: int, token_id: int) -> Non
     revoke_token(db, token_id)
 
 
-def revoke_token(db: sqlite3.Connection, token_id: int) -> None:
+def revoke_token(db: Connection, token_id: int) -> None:
     with transaction(db):
         cursor = db.execute(
             "UPDATE tokens SET revoked = ? WHERE id = ? AND revoked IS NULL", (now(), token_id)

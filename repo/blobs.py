@@ -1,4 +1,5 @@
-"""The content-addressed blob directory shared by the Python and R sides.
+"""Blobs by sha256, shared by the Python and R sides: the face every caller uses (BlobStore),
+and the folder behind it by default (FolderBlobStore); repo.s3blobs is the other store.
 
 A blob is written as a pending file inside `tmp/` while it is hashed, fsynced, then renamed
 to `ab/cd/<sha256>`: a reader never sees a partial blob, and identical content is stored once.
@@ -17,11 +18,17 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+from flask import Response, send_file
+
+from .errors import RepoError
 
 # A blob is hashed in the thread that writes it until it grows past this size: most packages
 # are smaller, and starting a thread per digest would cost them more than it saves.
@@ -30,6 +37,43 @@ PARALLEL_FROM = 1024 * 1024
 # bounds what a large upload holds to a few of the form parser's 1 MiB reads (the threads
 # share each chunk). A longer lag measured no faster on 2 cores, only larger.
 LAG = 1
+# A blob's bytes never change under its name: every answer that sends one may be kept a year
+# (by the client only: the channel may be private).
+IMMUTABLE = "private, max-age=31536000, immutable"
+
+
+class StoreUnavailable(RepoError, OSError):
+    """The blob store did not answer (an S3 endpoint down, refusing, timing out): 503 to the
+    client, and an OSError to code that cleans up (files.withdraw, the mirror's quota)."""
+
+    status = 503
+
+    def __init__(self, message: str):
+        super().__init__(f"Service Unavailable: {message}; try again", headers={"Retry-After": "5"})
+
+
+class Listed(NamedTuple):
+    """A blob in a store's listing: its name, when it was stored (the grace period of gc
+    counts from there) and where it is, as gc shows it."""
+
+    sha256: str
+    mtime: float
+    location: Path | str
+
+
+def check_sha256(name: str) -> str:
+    """`name`, when it is a sha256 hex digest (what a blob's name always is); else ValueError."""
+    if len(name) != 64 or not all(c in "0123456789abcdef" for c in name):
+        raise ValueError("not a sha256 hex digest")
+    return name
+
+
+def send_local(path: Path, sha256: str, mimetype: str) -> Response:
+    """A blob in a local file as uploads are sent: sendfile, Range, its sha256 as the ETag
+    (so If-None-Match answers 304), cached as immutable."""
+    response = send_file(path, mimetype=mimetype, conditional=True, etag=sha256, max_age=None)
+    response.headers["Cache-Control"] = IMMUTABLE
+    return response
 
 
 def fsync_directory(path: Path) -> None:
@@ -67,7 +111,8 @@ class _HashThread:
 
 
 class PendingBlob:
-    """A file being received: written and hashed in one pass, then committed or discarded."""
+    """A file being received: written and hashed in one pass, then committed or discarded.
+    This is the folder's (commit renames it into place); repo.s3blobs uploads it instead."""
 
     def __init__(self, store: BlobStore):
         self._store = store
@@ -145,6 +190,12 @@ class PendingBlob:
         self._settle()
         return self._hashes["sha256"].hexdigest()
 
+    @property
+    def stored(self) -> bool:
+        """Whether the content may be in the store under its sha256: what a publish that
+        records no row must withdraw (files.withdraw). The folder's only once committed."""
+        return self.committed
+
     def sync(self) -> None:
         """Put the content on disk and close the file: the slow part of a commit (a large
         file's fsync), which publishing does before it takes the database's write lock."""
@@ -163,12 +214,16 @@ class PendingBlob:
         if self.discarded:
             raise ValueError("a discarded blob cannot be committed")
         self.sync()
+        self._place(sha256)
+        self.committed = True
+        return sha256
+
+    def _place(self, sha256: str) -> None:
+        """Put the synced content under its name in the store: the folder renames it."""
         target = self._store.path(sha256)
         self._store.make_parents(target)
         os.replace(self.path, target)
         fsync_directory(target.parent)
-        self.committed = True
-        return sha256
 
     def withdraw(self) -> None:
         """Remove the committed blob again, for a publish whose row was not recorded. Only
@@ -207,22 +262,16 @@ class PendingBlob:
         self.discard()
 
 
-class BlobStore:
-    """Blobs by sha256 under one root directory; a narrow interface so callers stay unaware
-    of where bytes live."""
+class BlobStore(ABC):
+    """Blobs by sha256: the narrow face callers use (warehouse's IFileStorage), so that they
+    never learn where the bytes live. Uploads stream into a local temp file under `tmp_dir`
+    while they are hashed (the parsers read `pending.path`), whatever the store."""
 
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
-        self.tmp_dir = self.root / "tmp"
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp_dir: Path
 
-    def path(self, sha256: str) -> Path:
-        if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
-            raise ValueError("not a sha256 hex digest")
-        return self.root / sha256[:2] / sha256[2:4] / sha256
-
+    @abstractmethod
     def begin(self) -> PendingBlob:
-        return PendingBlob(self)
+        """A pending blob to write an upload into."""
 
     def holding(self, data: bytes) -> PendingBlob:
         """A pending blob of a small piece of content (such as a wheel's METADATA), written
@@ -235,6 +284,70 @@ class BlobStore:
             pending.discard()
             raise
         return pending
+
+    @abstractmethod
+    def exists(self, sha256: str) -> bool:
+        """Whether the blob is stored."""
+
+    @abstractmethod
+    def size(self, sha256: str) -> int:
+        """The blob's size in bytes; FileNotFoundError when it is not stored."""
+
+    @abstractmethod
+    def open(self, sha256: str) -> BinaryIO:
+        """The blob's bytes as a binary file to read in chunks (and close); FileNotFoundError
+        when it is not stored."""
+
+    @abstractmethod
+    def local_path(self, sha256: str) -> Path:
+        """A local file holding the blob, for code that needs a real file (a README read out
+        of an sdist, a mirror follower's last look); FileNotFoundError when it is not
+        stored. The file is never changed, but may be removed later (gc, an eviction)."""
+
+    @abstractmethod
+    def send(self, sha256: str, mimetype: str, download_name: str | None = None,
+             proxy: bool = False) -> Response:  # fmt: skip
+        """The response that downloads the blob: sent from a local file as uploads are
+        (send_local), or a redirect to the store; `proxy` for a small file that is always
+        sent from here (PEP 658 metadata), `download_name` for what a redirect calls it.
+        FileNotFoundError when a local file is missing."""
+
+    @abstractmethod
+    def delete(self, sha256: str) -> None:
+        """Remove the blob; harmless when it is not stored. Only under the database's write
+        lock, when no row names the blob (see files.publish)."""
+
+    @abstractmethod
+    def listing(self) -> Iterator[Listed]:
+        """Every stored blob, for gc."""
+
+    def abort_stale_uploads(self, cutoff: float, dry_run: bool = False) -> list[str]:
+        """End the uploads to the store begun before `cutoff` (a time.time()) and never
+        completed, which a server that died leaves; what was (or would be) aborted. A store
+        that writes from the local temp file in one step has none: gc cleans `tmp_dir`."""
+        return []
+
+    def drop_local_copies(self, keep: Collection[str], cutoff: float,
+                          dry_run: bool = False) -> list[Path]:  # fmt: skip
+        """Remove the local copies of blobs not in `keep`, last written before `cutoff`;
+        what was (or would be) removed. A store that keeps no copies has none."""
+        return []
+
+
+class FolderBlobStore(BlobStore):
+    """Blobs in one local directory, as ab/cd/<sha256> (the default store)."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.tmp_dir = self.root / "tmp"
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha256: str) -> Path:
+        check_sha256(sha256)
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def begin(self) -> PendingBlob:
+        return PendingBlob(self)
 
     def make_parents(self, path: Path) -> None:
         """Create `ab/` and `ab/cd/` of a blob's path as needed, each new one durably."""
@@ -251,9 +364,44 @@ class BlobStore:
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
 
+    def size(self, sha256: str) -> int:
+        return self.path(sha256).stat().st_size
+
+    def open(self, sha256: str) -> BinaryIO:
+        return open(self.path(sha256), "rb")  # noqa: SIM115 - the caller closes it
+
+    def local_path(self, sha256: str) -> Path:
+        path = self.path(sha256)
+        if not path.is_file():
+            raise FileNotFoundError(f"blob {sha256} is not stored")
+        return path
+
+    def send(self, sha256: str, mimetype: str, download_name: str | None = None,
+             proxy: bool = False) -> Response:  # fmt: skip
+        # The app's URL already ends in the file's name: no Content-Disposition, as always.
+        return send_local(self.path(sha256), sha256, mimetype)
+
     def delete(self, sha256: str) -> None:
         self.path(sha256).unlink(missing_ok=True)
 
+    def listing(self) -> Iterator[Listed]:
+        for path in self.root.glob("??/??/*"):
+            try:
+                mtime = path.stat().st_mtime
+                check_sha256(path.name)
+            except (FileNotFoundError, ValueError):  # removed since the glob; not a blob
+                continue
+            yield Listed(path.name, mtime, path)
+
 
 def init_app(app) -> None:
-    app.extensions["blobs"] = BlobStore(app.config["BLOB_DIR"])
+    """The store REPO_BLOB_URL names (s3://BUCKET/PREFIX), else the data dir's blobs/."""
+    url = app.config.get("BLOB_URL")
+    if url:
+        # boto3 is the `scale` extra's: imported only where S3 is configured.
+        from .s3blobs import S3BlobStore
+
+        local = Path(app.config["DATA_DIR"]) / "blobcache"
+        app.extensions["blobs"] = S3BlobStore(url, local, app.config.get("BLOB_REDIRECT", False))
+    else:
+        app.extensions["blobs"] = FolderBlobStore(app.config["BLOB_DIR"])

@@ -137,9 +137,13 @@ def serve(obj: _Context, bind: str, workers: int, threads: int) -> None:
     db = obj.db()
     if accounts.user_count(db) == 0:
         password = os.environ.get("REPO_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
-        accounts.create_user(db, "admin", password, admin=True)
-        click.echo(f"Created user 'admin' with password: {password}")
-        click.echo("It is shown only this once.")
+        try:
+            accounts.create_user(db, "admin", password, admin=True)
+        except Conflict:
+            pass  # another server on the same database made it at the same moment
+        else:
+            click.echo(f"Created user 'admin' with password: {password}")
+            click.echo("It is shown only this once.")
     close_db()
     click.echo(f"repo serving data from {obj.data_dir}")
     Server(obj._app, options(bind, workers, threads)).run()
@@ -484,7 +488,7 @@ def backup(obj: _Context, destination: Path) -> None:
     """Copy a consistent snapshot of the database and its blobs to a new directory."""
     if destination.exists():
         raise Invalid(f"{destination} exists: back up into a new directory")
-    count = maintenance.backup(obj.db(), obj.blobs(), destination)
+    count = maintenance.backup(obj.db(), obj.blobs(), destination, Path(obj.data_dir))
     click.echo(f"backed up the database and {count} blobs to {destination}")
 
 
@@ -497,7 +501,7 @@ def restore(obj: _Context, source: Path) -> None:
     config.keep_private(obj.data_dir)
     try:
         count = maintenance.restore(source, Path(obj.data_dir))
-    except (FileExistsError, FileNotFoundError) as error:
+    except (FileExistsError, FileNotFoundError, ValueError) as error:
         raise Invalid(str(error)) from None
     click.echo(f"restored the database and {count} blobs into {obj.data_dir}")
 

@@ -117,13 +117,15 @@ def keep_private(data_dir: str | os.PathLike) -> None:
 
 
 def finish(config: dict) -> dict:
-    """Derive Flask's settings from ours; generate the secret key once, never default it."""
+    """Derive Flask's settings from ours; generate the secret key once, never default it:
+    into the data dir, or with PostgreSQL into the database that every server shares
+    (repo.db.init_app takes it there)."""
     data_dir = Path(config["DATA_DIR"]).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     config["DATA_DIR"] = str(data_dir)
     config.setdefault("DATABASE", str(data_dir / "repo.sqlite3"))
     config.setdefault("BLOB_DIR", str(data_dir / "blobs"))
-    if not config.get("SECRET_KEY"):
+    if not config.get("SECRET_KEY") and not config.get("DATABASE_URL"):
         config["SECRET_KEY"] = _stored_secret(data_dir / "secret_key")
     config["MAX_CONTENT_LENGTH"] = config["MAX_UPLOAD_MB"] * MB
     # twine sends the whole README as the `description` field: Flask's 500 kB default would

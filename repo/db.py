@@ -1,213 +1,90 @@
-"""The SQLite connections: one per thread, kept open across requests, PRAGMAs at connect,
-IMMEDIATE write transactions, and in-place migrations keyed on `PRAGMA user_version`."""
+"""The database face every module imports: one connection per thread, kept open across
+requests; write transactions that take the one write lock up front; read snapshots; the schema,
+its migrations, and copies to and from a SQLite file (backups).
+
+SQLite (the default, in the data dir) is used through sqlite3 itself, unwrapped, since the page
+rate depends on it. PostgreSQL (REPO_DATABASE_URL) goes through repo.postgres, whose connections
+answer the same calls with the same SQL: `?` placeholders, rows by index or column name.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
 from flask import Flask, current_app
 
 from . import RESOURCES
+from .migrations import SQLITE as MIGRATIONS
 
 
-def _add_auth_failures(connection: sqlite3.Connection) -> None:
-    """Version 2: failed authentications per address, for throttling."""
-    connection.execute(
-        "CREATE TABLE auth_failures (address TEXT PRIMARY KEY, window_start REAL NOT NULL,"
-        " count INTEGER NOT NULL)"
-    )
+class Row(Protocol):
+    """A result row on either engine (sqlite3.Row, repo.postgres.Row)."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
+    def __iter__(self) -> Iterator[Any]: ...
+    def __len__(self) -> int: ...
+    def keys(self) -> list[str]: ...
 
 
-def _add_sessions_and_used_filenames(connection: sqlite3.Connection) -> None:
-    """Version 3: server-side UI sessions, the names of deleted files, and an index to prune
-    the throttle table by."""
-    connection.execute("CREATE INDEX auth_failures_window ON auth_failures(window_start)")
-    connection.execute(
-        "CREATE TABLE sessions (hash TEXT PRIMARY KEY, user_id INTEGER NOT NULL"
-        " REFERENCES users(id) ON DELETE CASCADE, created TEXT NOT NULL, expires TEXT NOT NULL)"
-    )
-    connection.execute("CREATE INDEX sessions_user ON sessions(user_id)")
-    connection.execute(
-        "CREATE TABLE used_filenames (channel_id INTEGER NOT NULL REFERENCES channels(id)"
-        " ON DELETE CASCADE, kind TEXT NOT NULL CHECK (kind IN ('pypi', 'cran')),"
-        " subdir TEXT NOT NULL, filename TEXT NOT NULL, sha256 TEXT NOT NULL,"
-        " PRIMARY KEY (channel_id, kind, subdir, filename))"
-    )
+class Cursor(Protocol):
+    """What an execute() answers, on either engine."""
+
+    rowcount: int
+
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def __iter__(self) -> Iterator[Any]: ...
 
 
-def _add_mirrors(connection: sqlite3.Connection) -> None:
-    """Version 4: mirror channels (upstreams, their pages and files, fetch leases, rules)."""
-    # One statement at a time: executescript() would commit the migration's transaction.
-    sql = "\n".join(line for line in _MIRROR_TABLES.splitlines() if not line.startswith("--"))
-    for statement in sql.split(";"):
-        if statement.strip():
-            connection.execute(statement)
+class Connection(Protocol):
+    """What the domain code asks of a connection: sqlite3's own calls, on either engine."""
+
+    @property
+    def in_transaction(self) -> bool: ...
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor: ...
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor: ...
+    def rollback(self) -> None: ...
+    def close(self) -> None: ...
 
 
-# The tables of version 4, as schema.sql had them then (tests/fixtures/schemas/v4.sql).
-_MIRROR_TABLES = """
--- An upstream index a channel mirrors (a pull-through cache), at most one per side. The
--- credentials are sent to the source's host only and never shown or logged; the rest of the
--- row is the upstream's health (last success, last error, the circuit breaker). `quota`:
--- bytes of cached mirror-only files kept (least recently downloaded evicted first, R17);
--- `min_age`: seconds an upstream file's upload-time must be past to be offered (R21).
-CREATE TABLE mirrors (
-    id            INTEGER PRIMARY KEY,
-    channel_id    INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
-    kind          TEXT NOT NULL CHECK (kind IN ('pypi', 'cran')),
-    source        TEXT NOT NULL,
-    file_hosts    TEXT NOT NULL DEFAULT '[]',
-    ttl           INTEGER NOT NULL,
-    mode          TEXT NOT NULL DEFAULT 'passive' CHECK (mode IN ('passive', 'active')),
-    username      TEXT,
-    password      TEXT,
-    created       TEXT NOT NULL,
-    last_success  TEXT,
-    last_error    TEXT,
-    last_error_at TEXT,
-    failures      INTEGER NOT NULL DEFAULT 0,
-    open_until    REAL NOT NULL DEFAULT 0,
-    open_for      REAL NOT NULL DEFAULT 0,
-    quota         INTEGER,
-    min_age       INTEGER,
-    UNIQUE (channel_id, kind)
-);
+class PostgresError(Exception):
+    """An error of PostgreSQL's, with its SQLSTATE: repo.postgres raises these for psycopg's,
+    so that callers catch one name for both engines and never import psycopg."""
 
--- What the upstream last said of one project page (pypi: the normalized name) or one index
--- (cran: the contrib directory, or src/contrib/Meta/archive.rds): its validators and serial
--- (pypi: the upstream's; cran: the mirror's own count of changes to its stored indexes, which
--- names the channel's index set), when it was last checked (epoch seconds), when its content
--- last changed, and its PEP 792 status.
-CREATE TABLE mirror_pages (
-    mirror_id     INTEGER NOT NULL REFERENCES mirrors(id) ON DELETE CASCADE,
-    key           TEXT NOT NULL,
-    state         TEXT NOT NULL CHECK (state IN ('found', 'missing')),
-    display_name  TEXT,
-    etag          TEXT,
-    last_modified TEXT,
-    serial        INTEGER,
-    checked       REAL NOT NULL,
-    changed       TEXT NOT NULL,
-    status        TEXT NOT NULL DEFAULT 'active',
-    status_reason TEXT,
-    PRIMARY KEY (mirror_id, key)
-);
-
--- The files an upstream page or index lists, as it advertised them, and the blob once fetched
--- (blob_sha256 and metadata_blob stay NULL until then). `fields` holds a CRAN row verbatim.
-CREATE TABLE mirror_files (
-    id              INTEGER PRIMARY KEY,
-    mirror_id       INTEGER NOT NULL REFERENCES mirrors(id) ON DELETE CASCADE,
-    project         TEXT NOT NULL,
-    subdir          TEXT NOT NULL DEFAULT '',
-    filename        TEXT NOT NULL,
-    version         TEXT NOT NULL,
-    url             TEXT NOT NULL,
-    sha256          TEXT,
-    md5             TEXT,
-    size            INTEGER,
-    upload_time     TEXT,
-    requires_python TEXT,
-    yanked          INTEGER NOT NULL DEFAULT 0,
-    yanked_reason   TEXT,
-    core_metadata   TEXT,
-    fields          TEXT NOT NULL DEFAULT '{}',
-    listed          INTEGER NOT NULL DEFAULT 1,
-    blob_sha256     TEXT,
-    metadata_blob   TEXT,
-    fetched         TEXT,
-    last_download   TEXT,
-    UNIQUE (mirror_id, subdir, filename)
-);
-CREATE INDEX mirror_files_project ON mirror_files(mirror_id, project);
-CREATE INDEX mirror_files_sha256 ON mirror_files(sha256);
-
--- Single flight across threads and worker processes: whoever holds the lease on a key (a
--- file, a page) fetches it; the others wait for it or read the file it is writing.
-CREATE TABLE mirror_leases (
-    key     TEXT PRIMARY KEY,
-    holder  TEXT NOT NULL,
-    expires REAL NOT NULL,
-    path    TEXT
-);
-
--- Dependency confusion: names (or prefixes, 'acme-*') upstream is never asked for, and the
--- private names whose upstream releases an owner chose to merge in.
-CREATE TABLE mirror_rules (
-    channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
-    kind       TEXT NOT NULL CHECK (kind IN ('pypi', 'cran')),
-    pattern    TEXT NOT NULL,
-    rule       TEXT NOT NULL CHECK (rule IN ('reserve', 'merge')),
-    PRIMARY KEY (channel_id, kind, pattern, rule)
-);
-"""
+    def __init__(self, message: str, sqlstate: str | None = None):
+        super().__init__(message)
+        self.sqlstate = sqlstate
 
 
-def _scope_every_token(connection: sqlite3.Connection) -> None:
-    """Version 5: channel descriptions, and a scope on every token: the user tokens made
-    before (scope NULL, their user's full rights) become `manage`. SQLite cannot change a
-    CHECK in place, so the tokens table is rebuilt (no table references it)."""
-    connection.execute("ALTER TABLE channels ADD COLUMN description TEXT NOT NULL DEFAULT ''")
-    connection.execute(_TOKENS_V5)
-    connection.execute(
-        "INSERT INTO tokens_v5 (id, hash, user_id, channel_id, scope, label, created, expires,"
-        " last_used, revoked) SELECT id, hash, user_id, channel_id, coalesce(scope, 'manage'),"
-        " label, created, expires, last_used, revoked FROM tokens"
-    )
-    connection.execute("DROP TABLE tokens")
-    connection.execute("ALTER TABLE tokens_v5 RENAME TO tokens")
-    connection.execute("CREATE INDEX tokens_user ON tokens(user_id)")
+class PostgresIntegrityError(PostgresError):
+    """A constraint refused a row (SQLSTATE class 23)."""
 
 
-# The tokens table of version 5, as schema.sql has it (a test compares the two).
-_TOKENS_V5 = """
-CREATE TABLE tokens_v5 (
-    id         INTEGER PRIMARY KEY,
-    hash       TEXT NOT NULL UNIQUE,
-    user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-    channel_id INTEGER REFERENCES channels(id) ON DELETE CASCADE,
-    scope      TEXT NOT NULL CHECK (scope IN ('read', 'write', 'manage')),
-    label      TEXT NOT NULL DEFAULT '',
-    created    TEXT NOT NULL,
-    expires    TEXT,
-    last_used  TEXT,
-    revoked    TEXT,
-    CHECK (channel_id IS NULL OR scope IN ('read', 'write'))
-)
-"""
+class PostgresOperationalError(PostgresError):
+    """The server could not do it: a full disk (53100), a lost connection, no connection."""
 
 
-def _add_mirror_sync(connection: sqlite3.Connection) -> None:
-    """Version 6: an active mirror's scheduled sync (its allow-list, period and last run)."""
-    columns = (
-        "sync_list TEXT NOT NULL DEFAULT '[]'",
-        "sync_every INTEGER",
-        "next_sync REAL NOT NULL DEFAULT 0",
-        "last_sync TEXT",
-        "sync_result TEXT",
-    )
-    for column in columns:
-        connection.execute(f"ALTER TABLE mirrors ADD COLUMN {column}")
-
-
-# MIGRATIONS[n] brings a database at user_version n+1 to n+2; schema.sql is always the newest
-# schema, so a fresh database skips them all.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
-    _add_auth_failures,
-    _add_sessions_and_used_filenames,
-    _add_mirrors,
-    _scope_every_token,
-    _add_mirror_sync,
-]
+# What callers catch, on either engine.
+IntegrityError = (sqlite3.IntegrityError, PostgresIntegrityError)
+OperationalError = (sqlite3.OperationalError, PostgresOperationalError)
+DatabaseError = (sqlite3.Error, PostgresError)
 
 
 def now() -> str:
     """The current UTC time as stored: ISO 8601 with microseconds and a Z (PEP 700 format)."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def dialect(connection: Connection) -> Literal["sqlite", "postgresql"]:
+    """Which engine `connection` talks to."""
+    return "sqlite" if isinstance(connection, sqlite3.Connection) else "postgresql"
 
 
 # WAL with synchronous=NORMAL never corrupts the database, but SQLite fsyncs the WAL only at
@@ -217,7 +94,7 @@ SYNCHRONOUS = "NORMAL"
 
 
 def connect(path: str) -> sqlite3.Connection:
-    """A connection in autocommit mode with WAL, foreign keys and a busy timeout."""
+    """A SQLite connection in autocommit mode with WAL, foreign keys and a busy timeout."""
     connection = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     connection.row_factory = sqlite3.Row
     connection.execute("PRAGMA journal_mode = WAL")
@@ -230,19 +107,28 @@ def connect(path: str) -> sqlite3.Connection:
     return connection
 
 
-def get_db() -> sqlite3.Connection:
+def get_db() -> Connection:
     """This thread's connection to the app's database, opened on first use and then kept:
     opening one and setting its PRAGMAs costs more than answering a cached index page."""
     return connection_for(current_app)
 
 
-def connection_for(app: Flask) -> sqlite3.Connection:
+def connection_for(app: Flask) -> Connection:
     """get_db() for code that runs outside a request context (the WSGI fast path)."""
-    pool = app.extensions["db"]
-    connection = getattr(pool, "connection", None)
+    local = app.extensions["db"]
+    connection = getattr(local, "connection", None)
     if connection is None:
-        connection = pool.connection = connect(app.config["DATABASE"])
+        connection = local.connection = open_connection(app)
     return connection
+
+
+def open_connection(app: Flask) -> Connection:
+    """A connection of its own to the app's database, for work that outlives the request
+    that started it (a thread of its own); close it when done."""
+    postgres = app.extensions.get("postgres")
+    if postgres is None:
+        return connect(app.config["DATABASE"])
+    return postgres.connection()
 
 
 def _end_request(_error: BaseException | None = None) -> None:
@@ -253,22 +139,36 @@ def _end_request(_error: BaseException | None = None) -> None:
 
 
 def close_db() -> None:
-    """Close this thread's connection (before gunicorn forks its workers, say)."""
+    """Close this thread's connection, and PostgreSQL's pool of this process: before gunicorn
+    forks its workers, which open their own."""
     connection = current_app.extensions["db"].__dict__.pop("connection", None)
     if connection is not None:
         connection.close()
+    postgres = current_app.extensions.get("postgres")
+    if postgres is not None:
+        postgres.close()
+
+
+def transaction(connection: Connection, durable: bool = False):
+    """A short write transaction, holding the one write lock from its start: on SQLite
+    BEGIN IMMEDIATE, on PostgreSQL one advisory lock (repo.postgres), so write transactions
+    run one at a time on both, and every argument made about them holds on both.
+
+    `durable` for a commit that a client is told about (an upload): it survives a power cut.
+    """
+    if isinstance(connection, sqlite3.Connection):
+        return _immediate(connection, durable)
+    return connection.transaction(durable)
 
 
 @contextmanager
-def transaction(connection: sqlite3.Connection,
-                durable: bool = False) -> Iterator[sqlite3.Connection]:  # fmt: skip
-    """A short write transaction. IMMEDIATE takes the write lock up front: with several
+def _immediate(connection: sqlite3.Connection, durable: bool) -> Iterator[sqlite3.Connection]:
+    """SQLite's write transaction. IMMEDIATE takes the write lock up front: with several
     gunicorn processes a deferred read-then-write can fail with SQLITE_BUSY at once.
 
-    `durable` for a commit that a client is told about (an upload): in WAL mode,
-    synchronous=FULL makes SQLite fsync the WAL before COMMIT returns, so the transaction
-    survives a power cut. That is one fsync more per upload (which fsyncs its blob anyway);
-    SQLite refuses to change the level inside a transaction, so it is set around it.
+    Durable: in WAL mode, synchronous=FULL makes SQLite fsync the WAL before COMMIT returns.
+    That is one fsync more per upload (which fsyncs its blob anyway); SQLite refuses to change
+    the level inside a transaction, so it is set around it.
     """
     if durable:
         connection.execute("PRAGMA synchronous = FULL")
@@ -288,8 +188,25 @@ def transaction(connection: sqlite3.Connection,
             connection.execute(f"PRAGMA synchronous = {SYNCHRONOUS}")
 
 
+def snapshot(connection: Connection):
+    """A read-only transaction: every query in it sees the database as of one moment (on
+    PostgreSQL, BEGIN alone would let each statement see a newer one)."""
+    if isinstance(connection, sqlite3.Connection):
+        return _deferred(connection)
+    return connection.snapshot()
+
+
+@contextmanager
+def _deferred(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    connection.execute("BEGIN")
+    try:
+        yield connection
+    finally:
+        connection.execute("COMMIT")
+
+
 def init_db(connection: sqlite3.Connection, schema: str) -> None:
-    """Create a fresh database from schema.sql, or migrate an existing one in place.
+    """Create a fresh SQLite database from schema.sql, or migrate an existing one in place.
 
     Safe when several processes start at once: the schema is all IF NOT EXISTS and each
     migration re-reads user_version under the write lock.
@@ -305,16 +222,110 @@ def init_db(connection: sqlite3.Connection, schema: str) -> None:
             connection.execute(f"PRAGMA user_version = {version + 1}")
 
 
-def schema_text() -> str:
-    return (RESOURCES / "schema.sql").read_text(encoding="utf-8")
+def schema_text(name: str = "schema.sql") -> str:
+    """schema.sql (SQLite's) or schema-postgres.sql."""
+    return (RESOURCES / name).read_text(encoding="utf-8")
 
 
 def init_app(app: Flask) -> None:
-    """Make sure the database exists and is current before the first request."""
+    """Make sure the database exists and is current before the first request; on PostgreSQL,
+    also take the servers' shared secret key unless REPO_SECRET_KEY gave one."""
     app.extensions["db"] = threading.local()
     app.teardown_appcontext(_end_request)
+    if app.config.get("DATABASE_URL"):
+        from . import postgres
+
+        database = app.extensions["postgres"] = postgres.Database(
+            app.config["DATABASE_URL"], app.config["THREADS"]
+        )
+        secret = database.init(schema_text("schema-postgres.sql"))
+        app.config["SECRET_KEY"] = app.config.get("SECRET_KEY") or secret
+        return
     connection = connect(app.config["DATABASE"])
     try:
         init_db(connection, schema_text())
     finally:
         connection.close()
+
+
+# --- copies to and from a SQLite file (backup and restore, on either engine) ---------------
+
+BATCH = 500  # rows per executemany: a table is never held in memory whole
+
+
+def tables() -> list[str]:
+    """The tables of the current schema in the order schema.sql makes them, which is an order
+    in which foreign keys are satisfied."""
+    scratch = sqlite3.connect(":memory:")
+    try:
+        scratch.executescript(schema_text())
+        rows = scratch.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY rowid")
+        return [name for (name,) in rows]
+    finally:
+        scratch.close()
+
+
+def _columns(connection: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in connection.execute(f"SELECT * FROM pragma_table_info('{table}')")]
+
+
+def _copy(source: Connection, target: Connection, file: sqlite3.Connection) -> None:
+    """Every table's rows from `source` into `target`, batch by batch; `file` is the SQLite
+    side, whose columns name what is copied."""
+    for table in tables():
+        names = _columns(file, table)
+        columns = ", ".join(names)
+        rows = _stream(source, f"SELECT {columns} FROM {table}")
+        insert = f"INSERT INTO {table} ({columns}) VALUES ({', '.join('?' for _ in names)})"
+        while batch := list(islice(rows, BATCH)):
+            target.executemany(insert, [tuple(row) for row in batch])
+
+
+def _stream(connection: Connection, sql: str) -> Iterator[Any]:
+    """A query's rows as they come: sqlite3 steps through them, PostgreSQL's are fetched a
+    batch at a time (a cursor of psycopg's own would hold them all)."""
+    if dialect(connection) == "sqlite":
+        return iter(connection.execute(sql))
+    return connection.stream(sql)
+
+
+def copy_to_sqlite(connection: Connection, path: str | Path) -> None:
+    """Write every table of the database into a new SQLite file made from schema.sql, from one
+    snapshot: a backup, on either engine, is such a file (plus the blobs)."""
+    if Path(path).exists():
+        raise FileExistsError(f"{path} exists: a copy goes into a new file")
+    target = connect(str(path))
+    try:
+        init_db(target, schema_text())
+        with snapshot(connection), transaction(target, durable=True):
+            _copy(connection, target, target)
+        # One self-contained file, without a -wal beside it.
+        target.execute("PRAGMA journal_mode = DELETE")
+    finally:
+        target.close()
+
+
+def copy_from_sqlite(connection: Connection, path: str | Path) -> None:
+    """Load a SQLite file of the current schema (copy_to_sqlite's, or a SQLite data dir's
+    database) into the empty database of `connection`, on either engine. ValueError when the
+    file is of another schema version or the database holds data already."""
+    source = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True,
+                             isolation_level=None)  # fmt: skip
+    try:
+        version = source.execute("PRAGMA user_version").fetchone()[0]
+        if version != len(MIGRATIONS) + 1:
+            raise ValueError(
+                f"{path} is of schema version {version}, not {len(MIGRATIONS) + 1}: start a"
+                " server of this version on a SQLite data dir holding it, which migrates it,"
+                " and back that up"
+            )
+        with snapshot(source), transaction(connection, durable=True):
+            for table in tables():
+                if connection.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone():
+                    raise ValueError(f"The database is not empty (table {table}): restore into"
+                                     " a new one")  # fmt: skip
+            _copy(source, connection, source)
+            if dialect(connection) == "postgresql":
+                connection.reset_identities()
+    finally:
+        source.close()

@@ -68,13 +68,17 @@ class InsufficientStorage(RepoError):
 
 DISK_FULL_NOW = "Insufficient storage: the server's disk is full"
 DISK_FULL = f"{DISK_FULL_NOW}; nothing was stored"
+POSTGRES_DISK_FULL = "53100"  # SQLSTATE disk_full
 
 
 def disk_full(error: BaseException) -> bool:
-    """True for the ways a full disk surfaces: ENOSPC/EDQUOT, and SQLite's own message."""
+    """True for the ways a full disk surfaces: ENOSPC/EDQUOT, SQLite's own message, and
+    PostgreSQL's SQLSTATE (repo.db.PostgresError carries it)."""
     if isinstance(error, OSError):
         return error.errno in (errno.ENOSPC, errno.EDQUOT)
-    return isinstance(error, sqlite3.OperationalError) and "disk is full" in str(error)
+    if isinstance(error, sqlite3.OperationalError):
+        return "disk is full" in str(error)
+    return getattr(error, "sqlstate", None) == POSTGRES_DISK_FULL
 
 
 def one_line(text: str, limit: int = REASON_LIMIT) -> str:
@@ -109,15 +113,13 @@ def init_app(app) -> None:
     from flask import current_app
     from werkzeug.exceptions import ClientDisconnected, HTTPException
 
-    from . import responses
+    from . import db, responses
 
     @app.errorhandler(RepoError)
     def handle_repo_error(error: RepoError):
         log.info("refused %s: %s", error.status, one_line(error.message, 500))
         return responses.error(error.status, error.message, error.headers, error.code)
 
-    @app.errorhandler(OSError)
-    @app.errorhandler(sqlite3.OperationalError)
     def handle_storage_error(error: Exception):
         # A full disk is the server's trouble, not the client's: 507, and reads go on. A read
         # can need a write too (an R index not yet built for this revision): it stored nothing
@@ -130,6 +132,9 @@ def init_app(app) -> None:
         if request.method in ("GET", "HEAD"):
             return responses.error(507, f"{DISK_FULL_NOW}; try again later")
         return responses.error(507, DISK_FULL)
+
+    for storage_error in (OSError, *db.OperationalError):
+        app.errorhandler(storage_error)(handle_storage_error)
 
     @app.errorhandler(HTTPException)
     def handle_http_exception(error: HTTPException):

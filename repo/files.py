@@ -7,7 +7,6 @@ ETags (keyed on it) change exactly when the channel does.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from dataclasses import dataclass, field
 from packaging.utils import canonicalize_name
 
 from .blobs import PendingBlob
-from .db import now, transaction
+from .db import Connection, DatabaseError, IntegrityError, Row, now, transaction
 from .errors import Conflict, Invalid, NotFound
 
 
@@ -47,14 +46,14 @@ class Stored:
     created: bool
 
 
-def find(db: sqlite3.Connection, channel_id: int, kind: str, subdir: str, filename: str):
+def find(db: Connection, channel_id: int, kind: str, subdir: str, filename: str):
     return db.execute(
         "SELECT * FROM files WHERE channel_id = ? AND kind = ? AND subdir = ? AND filename = ?",
         (channel_id, kind, subdir, filename),
     ).fetchone()
 
 
-def existing(db: sqlite3.Connection, channel_id: int, new: NewFile) -> bool:
+def existing(db: Connection, channel_id: int, new: NewFile) -> bool:
     """True when this very file is already published (an idempotent re-upload); raises
     Conflict when the name is taken by other content, and Invalid when a deleted file had
     the name with other content (PyPI's rule: a filename once used never holds other bytes;
@@ -81,40 +80,44 @@ def existing(db: sqlite3.Connection, channel_id: int, new: NewFile) -> bool:
     )
 
 
-def publish(db: sqlite3.Connection, channel_id: int, new: NewFile, uploader_id: int,
+def publish(db: Connection, channel_id: int, new: NewFile, uploader_id: int,
             content: Sequence[PendingBlob]) -> bool:  # fmt: skip
     """Record a file and commit its blobs (`content`: the file's, and its METADATA's); False
     when an identical one won a race to get there first.
 
-    The blobs are renamed into place inside the transaction that inserts the row, once the
-    INSERT has succeeded, and that transaction is durable (synchronous=FULL). So:
+    The blobs are staged before the write lock (the slow part: a large file's fsync, or its
+    upload to S3) and committed inside the transaction that inserts the row, once the INSERT
+    has succeeded (renamed into place, or on S3 looked at again and uploaded again if gc took
+    it meanwhile), and that transaction is durable (synchronous=FULL). So:
     - a crash leaves at most an unreferenced blob for gc, never a row without its file: the
       blob and its directory are fsynced before the COMMIT that makes the row durable;
-    - an upload that loses the race for its name never commits a blob, so its 409 leaves
-      nothing behind;
+    - an upload that loses the race for its name commits no blob and withdraws what it
+      staged, so its 409 leaves nothing behind;
     - a blob is never in place without its row except under the write lock, inside such a
-      transaction: whoever deletes an unreferenced blob under that lock (a failed publish
-      below, gc) cannot delete one that another upload of the same content is about to
-      record, since that upload's rename and INSERT are either committed or not yet begun.
+      transaction, or staged, which commit re-checks under that lock: whoever deletes an
+      unreferenced blob under the lock (withdraw, gc) cannot delete one that another upload
+      of the same content is about to record, since that upload's commit and INSERT are
+      either committed or not yet begun.
     """
-    for pending in content:
-        pending.sync()  # a large file's fsync, before the write lock is taken
     try:
+        for pending in content:
+            pending.sync()
         with transaction(db, durable=True):
             _insert(db, channel_id, new, uploader_id)
             for pending in content:
                 pending.commit()
-    except sqlite3.IntegrityError:
+    except IntegrityError:
+        withdraw(db, content)
         if existing(db, channel_id, new):
             return False
         raise
     except Exception:
-        _withdraw(db, content)
+        withdraw(db, content)
         raise
     return True
 
 
-def _insert(db: sqlite3.Connection, channel_id: int, new: NewFile, uploader_id: int) -> None:
+def _insert(db: Connection, channel_id: int, new: NewFile, uploader_id: int) -> None:
     """The package's row (created or renamed) and the file's; IntegrityError when the name is
     taken in the channel."""
     db.execute(
@@ -146,7 +149,7 @@ BLOB_COLUMNS = (("files", "sha256"), ("files", "metadata_sha256"),
                 ("mirror_files", "blob_sha256"), ("mirror_files", "metadata_blob"))  # fmt: skip
 
 
-def referenced(db: sqlite3.Connection) -> set[str]:
+def referenced(db: Connection) -> set[str]:
     """Every blob a row names."""
     union = " UNION ".join(
         f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL" for table, column in BLOB_COLUMNS
@@ -154,7 +157,7 @@ def referenced(db: sqlite3.Connection) -> set[str]:
     return {row[0] for row in db.execute(union)}
 
 
-def in_use(db: sqlite3.Connection, sha256: str) -> bool:
+def in_use(db: Connection, sha256: str) -> bool:
     """Whether any row names the blob `sha256`."""
     query = " UNION ALL ".join(
         f"SELECT 1 FROM {table} WHERE {column} = ?" for table, column in BLOB_COLUMNS
@@ -162,25 +165,26 @@ def in_use(db: sqlite3.Connection, sha256: str) -> bool:
     return db.execute(f"{query} LIMIT 1", (sha256,) * len(BLOB_COLUMNS)).fetchone() is not None
 
 
-def _withdraw(db: sqlite3.Connection, content: Sequence[PendingBlob]) -> None:
-    """Remove the blobs a failed publish (its COMMIT refused by a full disk, say) renamed into
-    place, unless a row names them: identical content elsewhere shares the blob. Under the
-    write lock, for the reason publish gives. If even this fails, the blob is left for gc,
-    and the original error is what the client hears."""
-    committed = [pending for pending in content if pending.committed]
-    if not committed:
+def withdraw(db: Connection, content: Sequence[PendingBlob]) -> None:
+    """Remove the blobs a publish that recorded no row put in the store (staged on S3, lost
+    the race for its name, or renamed into place before a full disk refused its COMMIT),
+    unless a row names them: identical content elsewhere shares the blob. Under the write
+    lock, for the reason publish gives. If even this fails, the blob is left for gc, and the
+    original error is what the client hears."""
+    stored = [pending for pending in content if pending.stored]
+    if not stored:
         return
-    with suppress(sqlite3.Error, OSError), transaction(db):
-        for pending in committed:
+    with suppress(DatabaseError, OSError), transaction(db):
+        for pending in stored:
             if not in_use(db, pending.sha256):
                 pending.withdraw()
 
 
-def _bump(db: sqlite3.Connection, channel_id: int) -> None:
+def _bump(db: Connection, channel_id: int) -> None:
     db.execute("UPDATE channels SET revision = revision + 1 WHERE id = ?", (channel_id,))
 
 
-def projects(db: sqlite3.Connection, channel_id: int, kind: str) -> list[sqlite3.Row]:
+def projects(db: Connection, channel_id: int, kind: str) -> list[Row]:
     return db.execute(
         "SELECT display_name, name FROM packages WHERE channel_id = ? AND kind = ?"
         " AND EXISTS (SELECT 1 FROM files WHERE files.package_id = packages.id) ORDER BY name",
@@ -188,14 +192,14 @@ def projects(db: sqlite3.Connection, channel_id: int, kind: str) -> list[sqlite3
     ).fetchall()
 
 
-def _package(db: sqlite3.Connection, channel_id: int, kind: str, name: str):
+def _package(db: Connection, channel_id: int, kind: str, name: str):
     return db.execute(
         "SELECT * FROM packages WHERE channel_id = ? AND kind = ? AND name = ?",
         (channel_id, kind, name),
     ).fetchone()
 
 
-def package_files(db: sqlite3.Connection, channel_id: int, kind: str, name: str):
+def package_files(db: Connection, channel_id: int, kind: str, name: str):
     """The package's files, oldest first; None when the package does not exist."""
     package = _package(db, channel_id, kind, name)
     if package is None:
@@ -205,7 +209,7 @@ def package_files(db: sqlite3.Connection, channel_id: int, kind: str, name: str)
     ).fetchall()
 
 
-def by_digest(db: sqlite3.Connection, channel_id: int, sha256: str, filename: str):
+def by_digest(db: Connection, channel_id: int, sha256: str, filename: str):
     return db.execute(
         "SELECT * FROM files WHERE channel_id = ? AND sha256 = ? AND filename = ?",
         (channel_id, sha256, filename),
@@ -213,20 +217,20 @@ def by_digest(db: sqlite3.Connection, channel_id: int, sha256: str, filename: st
 
 
 def set_yanked(
-    db: sqlite3.Connection, channel_id: int, filename: str, yanked: bool, reason: str | None
+    db: Connection, channel_id: int, filename: str, yanked: bool, reason: str | None
 ) -> None:
     """Yank (PEP 592) or unyank a file by its name in the channel."""
     _set_yanked(db, channel_id, "filename", filename, yanked, reason)
 
 
 def set_yanked_by_id(
-    db: sqlite3.Connection, channel_id: int, file_id: int, yanked: bool, reason: str | None
+    db: Connection, channel_id: int, file_id: int, yanked: bool, reason: str | None
 ) -> None:
     """Yank or unyank one file: an R file name can stand in several binary trees."""
     _set_yanked(db, channel_id, "id", file_id, yanked, reason)
 
 
-def _set_yanked(db: sqlite3.Connection, channel_id: int, column: str, value: str | int,
+def _set_yanked(db: Connection, channel_id: int, column: str, value: str | int,
                 yanked: bool, reason: str | None) -> None:  # fmt: skip
     with transaction(db):
         cursor = db.execute(
@@ -238,7 +242,7 @@ def _set_yanked(db: sqlite3.Connection, channel_id: int, column: str, value: str
         _bump(db, channel_id)
 
 
-def delete_file(db: sqlite3.Connection, channel_id: int, file_id: int) -> int:
+def delete_file(db: Connection, channel_id: int, file_id: int) -> int:
     """Remove a file's row, and its package's when it was the last file, bumping the revision;
     return how many files the package has left. Its name and sha256 are kept in
     used_filenames, so that the name can never hold other content.
@@ -253,8 +257,9 @@ def delete_file(db: sqlite3.Connection, channel_id: int, file_id: int) -> int:
         if row is None:
             raise NotFound(f"File {file_id} not found")
         db.execute(
-            "INSERT OR REPLACE INTO used_filenames (channel_id, kind, subdir, filename, sha256)"
-            " VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO used_filenames (channel_id, kind, subdir, filename, sha256)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel_id, kind, subdir, filename)"
+            " DO UPDATE SET sha256 = excluded.sha256",
             (channel_id, row["kind"], row["subdir"], row["filename"], row["sha256"]),
         )
         db.execute("DELETE FROM files WHERE id = ?", (file_id,))
@@ -267,7 +272,7 @@ def delete_file(db: sqlite3.Connection, channel_id: int, file_id: int) -> int:
     return left
 
 
-def named(db: sqlite3.Connection, channel_id: int, filename: str) -> list[sqlite3.Row]:
+def named(db: Connection, channel_id: int, filename: str) -> list[Row]:
     """The channel's files of this name (an R file name can stand in several trees), each
     with its package's normalized `package` name and `display_name`."""
     return db.execute(
@@ -278,7 +283,7 @@ def named(db: sqlite3.Connection, channel_id: int, filename: str) -> list[sqlite
     ).fetchall()
 
 
-def file_in_channel(db: sqlite3.Connection, channel_id: int, file_id: int) -> sqlite3.Row:
+def file_in_channel(db: Connection, channel_id: int, file_id: int) -> Row:
     """A file of the channel with its package's normalized `package` name; NotFound if none."""
     row = db.execute(
         "SELECT files.*, packages.name AS package FROM files"
@@ -297,7 +302,7 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def channel_packages(db: sqlite3.Connection, channel_id: int, query: str = "") -> list[dict]:
+def channel_packages(db: Connection, channel_id: int, query: str = "") -> list[dict]:
     """The channel's Python projects and R packages whose names contain `query`, by kind and
     name, each with its versions, file count, total size and latest upload and uploader.
 
@@ -306,13 +311,15 @@ def channel_packages(db: sqlite3.Connection, channel_id: int, query: str = "") -
     rows = db.execute(
         "SELECT packages.kind, packages.name, packages.display_name,"
         " group_concat(DISTINCT files.version) AS versions, count(*) AS files,"
-        " sum(files.size) AS size, max(files.uploaded) AS uploaded,"
+        " CAST(sum(files.size) AS BIGINT) AS size, max(files.uploaded) AS uploaded,"
         " (SELECT users.name FROM files AS latest JOIN users ON users.id = latest.uploader_id"
         "  WHERE latest.package_id = packages.id ORDER BY latest.uploaded DESC LIMIT 1)"
         "  AS uploader"
         " FROM packages JOIN files ON files.package_id = packages.id"
         " WHERE packages.channel_id = ?"
-        " AND packages.name LIKE CASE packages.kind WHEN 'pypi' THEN ? ELSE ? END ESCAPE '\\'"
+        # lower() on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not.
+        " AND lower(packages.name) LIKE lower(CASE packages.kind WHEN 'pypi' THEN ? ELSE ? END)"
+        " ESCAPE '\\'"
         " GROUP BY packages.id ORDER BY packages.kind DESC, packages.name",
         (channel_id, _like(canonicalize_name(query)), _like(query)),
     ).fetchall()
@@ -320,8 +327,8 @@ def channel_packages(db: sqlite3.Connection, channel_id: int, query: str = "") -
 
 
 def package_detail(
-    db: sqlite3.Connection, channel_id: int, kind: str, name: str
-) -> tuple[sqlite3.Row, list[sqlite3.Row]] | None:
+    db: Connection, channel_id: int, kind: str, name: str
+) -> tuple[Row, list[Row]] | None:
     """(package, files) with each file's `uploader` name, newest upload first; None when the
     channel has no such package."""
     package = _package(db, channel_id, kind, name)

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 from datetime import UTC, datetime, timedelta
 
-from .db import transaction
+from .db import Connection, Row, transaction
 
 
 def _text(moment: datetime) -> str:
@@ -23,9 +22,7 @@ def _digest(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
 
 
-def start(
-    db: sqlite3.Connection, user_id: int, lifetime: timedelta, at: datetime | None = None
-) -> str:
+def start(db: Connection, user_id: int, lifetime: timedelta, at: datetime | None = None) -> str:
     """Begin a session for the user that ends `lifetime` after `at` (now) and return its id,
     which is not kept; sessions that have already ended are deleted on the way."""
     at = at or datetime.now(UTC)
@@ -39,26 +36,24 @@ def start(
     return session_id
 
 
-def find_user(
-    db: sqlite3.Connection, session_id: str, at: datetime | None = None
-) -> sqlite3.Row | None:
+def find_user(db: Connection, session_id: str, at: datetime | None = None) -> Row | None:
     """The user row of a session that is live at `at` (now), in one query; None when the
     session never was, was ended, has expired, or its user is disabled."""
     at = at or datetime.now(UTC)
     return db.execute(
         "SELECT users.* FROM sessions JOIN users ON users.id = sessions.user_id"
-        " WHERE sessions.hash = ? AND sessions.expires > ? AND NOT users.disabled",
+        " WHERE sessions.hash = ? AND sessions.expires > ? AND users.disabled = 0",
         (_digest(session_id), _text(at)),
     ).fetchone()
 
 
-def end(db: sqlite3.Connection, session_id: str) -> None:
+def end(db: Connection, session_id: str) -> None:
     """End one session (signing out)."""
     with transaction(db):
         db.execute("DELETE FROM sessions WHERE hash = ?", (_digest(session_id),))
 
 
-def end_all(db: sqlite3.Connection, user_id: int) -> None:
+def end_all(db: Connection, user_id: int) -> None:
     """End every session of a user, on every browser."""
     with transaction(db):
         db.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))

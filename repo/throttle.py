@@ -7,15 +7,14 @@ Counted in the database, so every gunicorn worker sees the same count (Warehouse
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
-from .db import transaction
+from .db import Connection, transaction
 
 WINDOW = 300
 
 
-def retry_after(db: sqlite3.Connection, address: str, limit: int) -> int | None:
+def retry_after(db: Connection, address: str, limit: int) -> int | None:
     """Seconds until `address` may try again, or None when it is not throttled."""
     if limit <= 0:
         return None
@@ -28,7 +27,7 @@ def retry_after(db: sqlite3.Connection, address: str, limit: int) -> int | None:
     return remaining if remaining > 0 else None
 
 
-def record_failure(db: sqlite3.Connection, address: str) -> None:
+def record_failure(db: Connection, address: str) -> None:
     """Count one failed authentication; a window that has ended starts afresh.
 
     Every window that has ended, of any address, is deleted first (a range of the index
@@ -39,6 +38,6 @@ def record_failure(db: sqlite3.Connection, address: str) -> None:
         db.execute("DELETE FROM auth_failures WHERE window_start < ?", (now - WINDOW,))
         db.execute(
             "INSERT INTO auth_failures (address, window_start, count) VALUES (?, ?, 1)"
-            " ON CONFLICT (address) DO UPDATE SET count = count + 1",
+            " ON CONFLICT (address) DO UPDATE SET count = auth_failures.count + 1",
             (address, now),
         )

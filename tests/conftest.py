@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextvars
 import os
+import sqlite3
 import tempfile
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from repo import accounts, create_app
-from repo.db import get_db, transaction
+from repo.db import copy_to_sqlite, get_db, transaction
 
 from . import stacks
 
@@ -33,6 +35,14 @@ def expired_token(db, user_id: int, *args, **options) -> str:
     with transaction(db):
         db.execute("UPDATE tokens SET expires = ? WHERE id = ?", (past, token_id))
     return secret
+
+
+def dump(db) -> str:
+    """Every row of every table as SQL text, on either engine (sqlite3's iterdump of a copy)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        copy_to_sqlite(db, Path(scratch) / "copy.sqlite3")
+        with closing(sqlite3.connect(Path(scratch) / "copy.sqlite3")) as copy:
+            return "\n".join(copy.iterdump())
 
 
 class OwnContextClient(FlaskClient):
@@ -73,13 +83,41 @@ def make_app(data_dir: Path, **settings) -> Flask:
     return create_app({"DATA_DIR": str(data_dir), "TESTING": True, **STACK.config(), **settings})
 
 
-def pytest_collection_modifyitems(items):
-    """Every test lives in unit/ or e2e/: the folder says whether a live server is involved."""
+def restarted(app: Flask, **settings) -> Flask:
+    """The same server started again: an app on `app`'s data dir, database and bucket."""
+    same = {key: app.config[key] for key in ("DATA_DIR", "DATABASE_URL", "BLOB_URL")}
+    return create_app({"TESTING": True, **same, **settings})
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test lives in unit/ or e2e/: the folder says whether a live server is involved.
+    On the scale stack, the tests about SQLite or the blob folder themselves (embedded_only)
+    are deselected: they are not skipped, since they are not meant to run there."""
     for item in items:
         folder = Path(item.fspath).relative_to(TESTS).parts[0]
         if folder not in ("unit", "e2e"):
             raise pytest.UsageError(f"{item.nodeid}: tests belong in tests/unit or tests/e2e")
         item.add_marker(getattr(pytest.mark, folder))
+    if STACK.scale:
+        embedded = [item for item in items if item.get_closest_marker("embedded_only")]
+        if embedded:
+            config.hook.pytest_deselected(items=embedded)
+            items[:] = [item for item in items if item not in embedded]
+
+
+@pytest.fixture(autouse=True)
+def _drop_the_tests_databases():
+    """On the scale stack, drop the databases a test made once it is done, connections and
+    all: a run makes one per app, and the cluster's connections and disk are finite. Those a
+    module's fixture made (before this runs) live on with it."""
+    if not STACK.scale:
+        yield
+        return
+    cluster = STACK.postgres
+    made = len(cluster.made)
+    yield
+    for url in cluster.made[made:]:
+        cluster.drop(url)
 
 
 @pytest.fixture

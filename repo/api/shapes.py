@@ -3,13 +3,11 @@ per shape of schemas.RESPONSES, shared by every route that shows one (the upload
 
 from __future__ import annotations
 
-import sqlite3
-
 from flask import request, url_for
 
 from .. import files
 from ..accounts import TOKEN_FIELDS
-from ..db import get_db
+from ..db import Row, get_db
 from ..pypi.metadata import filetype_for
 
 # The API says python|cran; the database, like the URLs, pypi|cran.
@@ -47,7 +45,7 @@ def channel(row, role: str | None) -> dict:
     }
 
 
-def file(row: sqlite3.Row, name: str) -> dict:
+def file(row: Row, name: str) -> dict:
     """A file row of its package `name` (the display name)."""
     if row["kind"] == "pypi":
         kind = filetype_for(row["filename"])

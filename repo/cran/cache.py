@@ -22,7 +22,6 @@ import json
 import os
 import re
 import shutil
-import sqlite3
 import tempfile
 import time
 from calendar import timegm
@@ -33,6 +32,7 @@ from time import strptime
 from typing import Protocol
 
 from ..blobs import fsync_directory
+from ..db import Connection, Row, snapshot
 from . import index, rds
 from .description import version_key
 from .paths import ARCHIVE_INDEX, SOURCE_DIR
@@ -51,14 +51,14 @@ class Mirrored(Protocol):
     """What a channel's upstream adds to its contrib directories (repo.mirror.cran), read in
     the snapshot the channel's own rows are read in, so that the two always agree."""
 
-    def state(self, db: sqlite3.Connection) -> tuple[int, str]:
+    def state(self, db: Connection) -> tuple[int, str]:
         """(serial, tag): the serial grows with every change of the upstream rows; the tag
         names everything else the rows depend on."""
 
-    def entries(self, db: sqlite3.Connection, subdir: str) -> list[index.Entry]:
+    def entries(self, db: Connection, subdir: str) -> list[index.Entry]:
         """The upstream rows to list in `subdir`, beside the channel's own."""
 
-    def archived(self, db: sqlite3.Connection) -> dict[str, list[tuple[str, int, float]]]:
+    def archived(self, db: Connection) -> dict[str, list[tuple[str, int, float]]]:
         """The upstream's archived versions for Meta/archive.rds, by package, oldest first."""
 
 
@@ -67,13 +67,12 @@ def root(data_dir: str | os.PathLike) -> Path:
     return Path(data_dir) / "cache" / "cran"
 
 
-def index_file(db: sqlite3.Connection, cache_root: Path, channel_id: int, subdir: str, name: str,
+def index_file(db: Connection, cache_root: Path, channel_id: int, subdir: str, name: str,
                mirrored: Mirrored | None = None) -> tuple[Path | bytes, str]:  # fmt: skip
     """One index file of `subdir` and its strong ETag: a path in the cache (the set is built
     if needed), or the bytes of the empty index when the directory holds no packages.
     `mirrored` adds a mirror's upstream rows (mirror.md R27, R28)."""
-    db.execute("BEGIN")
-    try:
+    with snapshot(db):
         revision = db.execute(
             "SELECT revision FROM channels WHERE id = ?", (channel_id,)
         ).fetchone()[0]
@@ -97,8 +96,6 @@ def index_file(db: sqlite3.Connection, cache_root: Path, channel_id: int, subdir
                 return _empty(subdir == SOURCE_DIR)[name]
             _build(directory, subdir, _contents(subdir, rows, upstream, archived))
             _forget_older(cache_root / str(channel_id), state)
-    finally:
-        db.execute("COMMIT")
     etags = json.loads((directory / ETAGS).read_text())
     return directory / name, etags[name]
 
@@ -114,7 +111,7 @@ def _etag(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
-def _contents(subdir: str, rows: list[sqlite3.Row], upstream: Sequence[index.Entry] = (),
+def _contents(subdir: str, rows: list[Row], upstream: Sequence[index.Entry] = (),
               archived: dict[str, list[tuple[str, int, float]]] | None = None,
               ) -> dict[str, bytes]:  # fmt: skip
     """The index files of one contrib directory from its rows (and a mirror's), by name."""
@@ -173,9 +170,9 @@ def _build(directory: Path, subdir: str, contents: dict[str, bytes]) -> None:
             raise
 
 
-def _split_latest(rows: list[sqlite3.Row]) -> tuple[list[sqlite3.Row], list[sqlite3.Row]]:
+def _split_latest(rows: list[Row]) -> tuple[list[Row], list[Row]]:
     """The highest version of each package, by name; and all the others."""
-    by_package: dict[str, list[sqlite3.Row]] = {}
+    by_package: dict[str, list[Row]] = {}
     for row in rows:
         by_package.setdefault(row["package"], []).append(row)
     latest, older = [], []
@@ -186,7 +183,7 @@ def _split_latest(rows: list[sqlite3.Row]) -> tuple[list[sqlite3.Row], list[sqli
     return latest, older
 
 
-def _file_field(row: sqlite3.Row, subdir: str) -> str | None:
+def _file_field(row: Row, subdir: str) -> str | None:
     default = default_filename(row["package"], row["version"], subdir)
     return None if row["filename"] == default else row["filename"]
 
@@ -197,7 +194,7 @@ def default_filename(package: str, version: str, subdir: str) -> str:
     return f"{package}_{version}{DEFAULT_EXTENSION.get(tree, '')}"
 
 
-def _archive(rows: list[sqlite3.Row]) -> dict[str, list[tuple[str, int, float]]]:
+def _archive(rows: list[Row]) -> dict[str, list[tuple[str, int, float]]]:
     archive: dict[str, list[tuple[str, int, float]]] = {}
     for row in sorted(rows, key=lambda r: version_key(r["version"])):
         package = row["package"]
@@ -240,7 +237,7 @@ def _before(old: re.Match, new: re.Match) -> bool:
     return old[3] is not None and old[3] == new[3] and int(old[2]) < int(new[2])
 
 
-def prune(db: sqlite3.Connection, cache_root: Path, grace: float,
+def prune(db: Connection, cache_root: Path, grace: float,
           dry_run: bool = False) -> list[Path]:  # fmt: skip
     """Remove (or with dry_run, list) what no request will read again, when older than
     `grace` seconds: the index sets of past revisions, of channels that are gone, and build

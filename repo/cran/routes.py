@@ -19,7 +19,6 @@ from . import cache, paths
 bp = Blueprint("cran", __name__)
 
 KIND = "cran"
-FILE_CACHE = "private, max-age=31536000, immutable"
 # Index files change with every upload; and no shared cache may keep a private channel's.
 INDEX_CACHE = "private, no-cache"
 # R sends no Accept-Encoding and libcurl would not decode: never Content-Encoding, only types.
@@ -30,8 +29,8 @@ TYPES = {".gz": "application/gzip", ".tgz": "application/gzip", ".zip": "applica
 @bp.get("/<channel>/cran/<path:path>")
 @auth.required.login_required
 def repository(channel: str, path: str):
-    """An index file (from the per-revision cache) or a package file (from the blobs, else
-    from the channel's upstream)."""
+    """An index file (from the per-revision cache) or a package file (from the blob store,
+    else from the channel's upstream; cached as blobs are, blobs.IMMUTABLE)."""
     target = auth.channel_for(channel, "read")
     wanted = paths.parse(path)
     if wanted is None:
@@ -40,13 +39,12 @@ def repository(channel: str, path: str):
         return _index(target["id"], wanted)
     row = _package_file(target["id"], wanted)
     if row is not None:
-        blob = current_app.extensions["blobs"].path(row["sha256"])
-        return _send(blob, row["sha256"], FILE_CACHE, wanted.file)
+        return current_app.extensions["blobs"].send(row["sha256"], _type(wanted.file),
+                                                     wanted.file)  # fmt: skip
     mirrored = mirror.package_file(current_app, get_db(), target["id"], wanted,
                                    _type(wanted.file))  # fmt: skip
     if mirrored is None:
         raise NotFound(f"File '{wanted.file}' not found in channel '{channel}'")
-    mirrored.headers["Cache-Control"] = FILE_CACHE
     return mirrored
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import sqlite3
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from flask import Flask, Response
 
 from ..cran import index, paths
 from ..cran.description import version_key
+from ..db import Connection, Row
 from ..errors import RepoError
 from . import cran_indexes, fetch, settings
 from .cran_indexes import SOURCE, Unusable
@@ -58,7 +58,7 @@ class Contrib:
     held: bool  # the upstream is down: list only the files we hold (R8)
     stale: bool  # the upstream could not be asked: what is listed is our last copy (R6)
 
-    def state(self, db: sqlite3.Connection) -> tuple[int, str]:
+    def state(self, db: Connection) -> tuple[int, str]:
         """The serial of the mirror's stored indexes, and a tag of the mirror, its rules and
         the held flag: a new mirror of the same id, a reservation, an outage each make a new
         set."""
@@ -73,7 +73,7 @@ class Contrib:
         tag = json.dumps([self.mirror.id, created, rules, self.held])
         return serial, hashlib.sha256(tag.encode()).hexdigest()[:12]
 
-    def entries(self, db: sqlite3.Connection, subdir: str) -> list[index.Entry]:
+    def entries(self, db: Connection, subdir: str) -> list[index.Entry]:
         """The upstream rows of `subdir` the channel shows: every field as upstream gave it,
         its File too (R27)."""
         listed = "blob_sha256 IS NOT NULL AND fields != '{}'" if self.held else "listed = 1"
@@ -83,7 +83,7 @@ class Contrib:
             entries.append(index.Entry(fields, fields.get("File")))
         return entries
 
-    def archived(self, db: sqlite3.Connection) -> dict[str, list[tuple[str, int, float]]]:
+    def archived(self, db: Connection) -> dict[str, list[tuple[str, int, float]]]:
         """The upstream versions of src/contrib not listed in its PACKAGES: archive.rds's and
         the ones it stopped listing since, oldest first; while down, only those held."""
         held = " AND blob_sha256 IS NOT NULL" if self.held else ""
@@ -98,8 +98,8 @@ class Contrib:
             )  # fmt: skip
         return archive
 
-    def _shown_rows(self, db: sqlite3.Connection, columns: str, subdir: str,
-                    where: str) -> list[sqlite3.Row]:  # fmt: skip
+    def _shown_rows(self, db: Connection, columns: str, subdir: str,
+                    where: str) -> list[Row]:  # fmt: skip
         """The mirror's rows of `subdir` that match `where`, of the packages the channel shows."""
         shown = _shown(db, self.mirror.channel_id)
         rows = db.execute(
@@ -109,7 +109,7 @@ class Contrib:
         return [row for row in rows if shown(row["project"])]
 
 
-def contrib(app: Flask, db: sqlite3.Connection, channel_id: int, subdir: str,
+def contrib(app: Flask, db: Connection, channel_id: int, subdir: str,
             name: str) -> Contrib | None:  # fmt: skip
     """The mirror's part of one index file's answer, its upstream index made fresh first
     (R28); None when the channel mirrors no CRAN-like upstream there. Raises 503 when the
@@ -133,7 +133,7 @@ def contrib(app: Flask, db: sqlite3.Connection, channel_id: int, subdir: str,
     return Contrib(mirror, held, stale or held)
 
 
-def package_file(app: Flask, db: sqlite3.Connection, channel_id: int, wanted: paths.CranPath,
+def package_file(app: Flask, db: Connection, channel_id: int, wanted: paths.CranPath,
                  mimetype: str) -> Response | None:  # fmt: skip
     """An upstream package file, fetched on first request through repo.mirror.fetch (MD5sum
     checked, one download however many ask); None when the channel mirrors nothing of that
@@ -173,7 +173,7 @@ def _unavailable(error: Exception) -> RepoError:
     return bad_gateway(str(error))
 
 
-def _has_own(db: sqlite3.Connection, channel_id: int, subdir: str) -> bool:
+def _has_own(db: Connection, channel_id: int, subdir: str) -> bool:
     """Whether the channel holds packages of its own in `subdir` (R26: always listed)."""
     return db.execute(
         "SELECT 1 FROM files WHERE channel_id = ? AND kind = ? AND subdir = ? AND yanked = 0",
@@ -181,7 +181,7 @@ def _has_own(db: sqlite3.Connection, channel_id: int, subdir: str) -> bool:
     ).fetchone() is not None  # fmt: skip
 
 
-def _shown(db: sqlite3.Connection, channel_id: int) -> Callable[[str], bool]:
+def _shown(db: Connection, channel_id: int) -> Callable[[str], bool]:
     """Whether the upstream rows of a package may show in the channel (R23): asked of
     settings.upstream_may_serve only for the names it can refuse, as an index has thousands."""
     reserved = settings.rules(db, channel_id, KIND)["reserve"]
@@ -198,7 +198,7 @@ def _shown(db: sqlite3.Connection, channel_id: int) -> Callable[[str], bool]:
     return shown
 
 
-def _file_row(db: sqlite3.Connection, mirror_id: int, wanted: paths.CranPath):
+def _file_row(db: Connection, mirror_id: int, wanted: paths.CranPath):
     row = db.execute(
         "SELECT * FROM mirror_files WHERE mirror_id = ? AND subdir = ? AND filename = ?",
         (mirror_id, wanted.subdir, wanted.file),
@@ -208,7 +208,7 @@ def _file_row(db: sqlite3.Connection, mirror_id: int, wanted: paths.CranPath):
     return row
 
 
-def _fallbacks(row: sqlite3.Row) -> list[str]:
+def _fallbacks(row: Row) -> list[str]:
     """Where else upstream may keep a source file: CRAN moves a version from src/contrib to
     Archive/<pkg>/ on a new release (R29), and the other way round for an archived row."""
     if row["subdir"] != SOURCE:

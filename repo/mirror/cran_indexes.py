@@ -16,7 +16,6 @@ import json
 import logging
 import lzma
 import re
-import sqlite3
 import time
 import zlib
 from collections.abc import Callable
@@ -27,7 +26,7 @@ import httpx
 
 from ..cran import cache, paths, rds
 from ..cran.description import parse_dcf
-from ..db import now, transaction
+from ..db import Connection, Row, now, transaction
 from ..errors import Invalid
 from . import lease
 from .upstream import (
@@ -70,13 +69,13 @@ def freshen_archive(upstream: Upstream) -> None:
     _fresh(upstream, ARCHIVE_KEY, ARCHIVE_TTL, _fetch_archive)
 
 
-def has_copy(db: sqlite3.Connection, mirror_id: int, key: str) -> bool:
+def has_copy(db: Connection, mirror_id: int, key: str) -> bool:
     """Whether upstream was ever asked for `key` and answered (a copy to fall back on, R6)."""
     return _page(db, mirror_id, key) is not None
 
 
 def _fresh(upstream: Upstream, key: str, ttl: float,
-           fetch_page: Callable[[Upstream, str, sqlite3.Row | None], None]) -> None:  # fmt: skip
+           fetch_page: Callable[[Upstream, str, Row | None], None]) -> None:  # fmt: skip
     """Make our copy of `key` at most `ttl` old, asking upstream once however many requests
     and workers want it (R13): the others wait for the one that asks, at most 2 s when there
     is a copy to fall back on (R3). Raises what the fetch raised, or UpstreamDown when the
@@ -105,17 +104,17 @@ def _fresh(upstream: Upstream, key: str, ttl: float,
         lease.release(db, name)
 
 
-def _is_fresh(upstream: Upstream, page: sqlite3.Row | None, ttl: float) -> bool:
+def _is_fresh(upstream: Upstream, page: Row | None, ttl: float) -> bool:
     return page is not None and upstream.clock() - page["checked"] < ttl
 
 
-def _page(db: sqlite3.Connection, mirror_id: int, key: str) -> sqlite3.Row | None:
+def _page(db: Connection, mirror_id: int, key: str) -> Row | None:
     return db.execute(
         "SELECT * FROM mirror_pages WHERE mirror_id = ? AND key = ?", (mirror_id, key)
     ).fetchone()
 
 
-def _fetch_index(upstream: Upstream, subdir: str, page: sqlite3.Row | None) -> None:
+def _fetch_index(upstream: Upstream, subdir: str, page: Row | None) -> None:
     """One conditional GET of the directory's PACKAGES.gz, else PACKAGES; 304 resets the
     clock without a write to the rows (R1), 404 for both is an empty directory (R28)."""
     for name in INDEX_SOURCES:
@@ -133,7 +132,7 @@ def _fetch_index(upstream: Upstream, subdir: str, page: sqlite3.Row | None) -> N
     _store_index(upstream, subdir, None, None, None)
 
 
-def _fetch_archive(upstream: Upstream, key: str, page: sqlite3.Row | None) -> None:
+def _fetch_archive(upstream: Upstream, key: str, page: Row | None) -> None:
     """Meta/archive.rds, read into rows of archived versions (R29); 404: an upstream without
     one, whose archived versions are the ones its PACKAGES stopped listing."""
     with upstream.get(key, conditional(page), STALE_TIMEOUT if page else PAGE_TIMEOUT) as response:
@@ -256,8 +255,10 @@ def _store_index(upstream: Upstream, subdir: str, records: list[_Record] | None,
             " ON CONFLICT (mirror_id, subdir, filename) DO UPDATE SET"
             " project = excluded.project, version = excluded.version, url = excluded.url,"
             " fields = excluded.fields, listed = 1,"
-            " blob_sha256 = iif(md5 IS excluded.md5, blob_sha256, NULL),"
-            " fetched = iif(md5 IS excluded.md5, fetched, NULL), md5 = excluded.md5",
+            " blob_sha256 = CASE WHEN mirror_files.md5 IS NOT DISTINCT FROM excluded.md5"
+            " THEN mirror_files.blob_sha256 END,"
+            " fetched = CASE WHEN mirror_files.md5 IS NOT DISTINCT FROM excluded.md5"
+            " THEN mirror_files.fetched END, md5 = excluded.md5",
             [(mirror_id, r.project, subdir, r.filename, r.version, r.url, r.md5, r.fields)
              for r in changed],
         )  # fmt: skip
@@ -273,7 +274,7 @@ def _store_index(upstream: Upstream, subdir: str, records: list[_Record] | None,
         _save_page(upstream, subdir, state, etag, last_modified, bool(changed or dropped))
 
 
-def _differs(row: sqlite3.Row | None, record: _Record) -> bool:
+def _differs(row: Row | None, record: _Record) -> bool:
     return row is None or not row["listed"] or (
         row["project"], row["version"], row["url"], row["md5"], row["fields"]
     ) != record[:2] + record[3:]  # fmt: skip
@@ -292,10 +293,11 @@ def _save_page(upstream: Upstream, key: str, state: str, etag: str | None,
         "INSERT INTO mirror_pages (mirror_id, key, state, etag, last_modified, serial, checked,"
         " changed) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (mirror_id, key) DO UPDATE SET"
         " state = excluded.state, etag = excluded.etag, last_modified = excluded.last_modified,"
-        " checked = excluded.checked, serial = iif(?, excluded.serial, serial),"
-        " changed = iif(?, excluded.changed, changed)",
+        " checked = excluded.checked,"
+        " serial = CASE WHEN ? = 1 THEN excluded.serial ELSE mirror_pages.serial END,"
+        " changed = CASE WHEN ? = 1 THEN excluded.changed ELSE mirror_pages.changed END",
         (mirror_id, key, state, etag, last_modified, serial if changed else 0, upstream.clock(),
-         now(), changed, changed),
+         now(), int(changed), int(changed)),
     )  # fmt: skip
 
 

@@ -9,7 +9,7 @@ as it grows and sends its last piece only once the lease is gone and the row nam
 that is the very file it read; else it breaks its transfer. A leader whose process died
 stops renewing: its followers break when its lease expires (lease.TERM after the last
 renewal), the next request takes the lease over and fetches again, and the dead one's
-pending file is left in blobs/tmp for `repo gc`.
+pending file is left in the store's tmp/ for `repo gc`.
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ from itertools import chain
 from typing import BinaryIO
 
 import httpx
-from flask import Flask, Response, current_app, request, send_file
+from flask import Flask, Response, current_app, request
 
-from ..blobs import BlobStore, PendingBlob
-from ..db import now, transaction
+from .. import files
+from ..blobs import IMMUTABLE, BlobStore, PendingBlob
+from ..db import DatabaseError, now, transaction
 from ..errors import NotFound
 from ..logs import CutShort
 from . import lease, quota, settings
@@ -97,10 +98,11 @@ def _too_young(db: sqlite3.Connection, mirror: Mirror, row: sqlite3.Row) -> bool
     return bool(db.execute(query, (cutoff, row["id"])).fetchone()[0])
 
 
-def send_blob(sha256: str, mimetype: str = OCTET) -> Response:
-    """A stored blob, sent as an upload is: sendfile, Range, its sha256 as the ETag."""
-    path = current_app.extensions["blobs"].path(sha256)
-    return send_file(path, mimetype=mimetype, conditional=True, etag=sha256, max_age=None)
+def send_blob(sha256: str, mimetype: str = OCTET, download_name: str | None = None,
+              proxy: bool = False) -> Response:  # fmt: skip
+    """A stored blob, sent as an upload is (repo.blobs: sendfile, Range, its sha256 as the
+    ETag, or a redirect to the store); `proxy` for a PEP 658 metadata file."""
+    return current_app.extensions["blobs"].send(sha256, mimetype, download_name, proxy)
 
 
 def serve(app: Flask, db: sqlite3.Connection, mirror: Mirror, row: sqlite3.Row,
@@ -110,15 +112,15 @@ def serve(app: Flask, db: sqlite3.Connection, mirror: Mirror, row: sqlite3.Row,
 
     Like send_file it reads the request: a HEAD of an uncached file answers from the row's
     size and fetches nothing (R15: uv probes with HEAD). `fallbacks` are URLs tried in turn
-    when upstream answers 404 or 410 for the row's (CRAN's Archive/, R29). The caller sets
-    Cache-Control. Upstream down: 503 with Retry-After.
+    when upstream answers 404 or 410 for the row's (CRAN's Archive/, R29). Cached as a blob
+    always is (blobs.IMMUTABLE). Upstream down: 503 with Retry-After.
     """
     key = f"file:{mirror.id}:{row['subdir']}/{row['filename']}"
     for _ in range(ATTEMPTS):
         row = _current(db, row)
         if row["blob_sha256"] is not None:
             try:
-                response = send_blob(row["blob_sha256"], mimetype)
+                response = send_blob(row["blob_sha256"], mimetype, row["filename"])
             except FileNotFoundError:  # evicted (R17) since we looked: look again
                 continue
             _touch(db, row)
@@ -161,11 +163,11 @@ def serve_metadata(app: Flask, db: sqlite3.Connection, mirror: Mirror,
             if wanted.get("sha256", pending.sha256) != pending.sha256:
                 raise bad_gateway(f"the metadata of '{row['filename']}' has another sha256")
             if not _store(db, pending, "UPDATE mirror_files SET metadata_blob = ? WHERE id = ?"
-                          " AND core_metadata IS ?",
+                          " AND core_metadata IS NOT DISTINCT FROM ?",
                           (pending.sha256, row["id"], row["core_metadata"])):  # fmt: skip
                 raise unavailable("Service Unavailable: the upstream page changed; try again")
         row = _current(db, row)
-    return send_blob(row["metadata_blob"])
+    return send_blob(row["metadata_blob"], proxy=True)
 
 
 def _advertised(value: str | None) -> dict[str, str] | None:
@@ -205,6 +207,7 @@ def _head(row: sqlite3.Row, mimetype: str) -> Response:
     response = Response(mimetype=mimetype)
     response.automatically_set_content_length = False
     response.content_length = row["size"]
+    response.headers["Cache-Control"] = IMMUTABLE
     return response
 
 
@@ -214,6 +217,7 @@ def _streamed(body: _Relay | _Tail, size: int | None, mimetype: str) -> Response
     response = Response(body, mimetype=mimetype)
     response.content_length = size
     response.headers["X-Accel-Buffering"] = "no"  # a proxy in front must not hold it back
+    response.headers["Cache-Control"] = IMMUTABLE  # what a short body breaks is never kept
     return response
 
 
@@ -239,15 +243,21 @@ def _open(stack: ExitStack, upstream: Upstream, urls: Sequence[str],
 
 
 def _store(db: sqlite3.Connection, pending: PendingBlob, sql: str, params: tuple) -> bool:
-    """Commit `pending` and the row that names it, durably, as files.publish does: the rename
-    happens under the write lock once the UPDATE matched, so gc never removes a blob a row is
-    about to name, and a crash leaves at most an orphan blob for gc. False (nothing stored)
-    when the row changed meanwhile."""
-    pending.sync()
-    with transaction(db, durable=True):
-        matched = db.execute(sql, params).rowcount == 1
-        if matched:
-            pending.commit()
+    """Commit `pending` and the row that names it, durably, as files.publish does: staged
+    before the write lock, committed under it once the UPDATE matched, so gc never removes a
+    blob a row is about to name, and a crash leaves at most an orphan blob for gc. False when
+    the row changed meanwhile; then, as on a failure, what was staged is withdrawn."""
+    try:
+        pending.sync()
+        with transaction(db, durable=True):
+            matched = db.execute(sql, params).rowcount == 1
+            if matched:
+                pending.commit()
+    except Exception:
+        files.withdraw(db, [pending])
+        raise
+    if not matched:
+        files.withdraw(db, [pending])
     return matched
 
 
@@ -324,7 +334,8 @@ class _Relay:
             self._verify()
             moment = now()
             if _store(self.db, self.pending, "UPDATE mirror_files SET blob_sha256 = ?,"
-                      " fetched = ?, last_download = ? WHERE id = ? AND sha256 IS ? AND md5 IS ?",
+                      " fetched = ?, last_download = ? WHERE id = ?"
+                      " AND sha256 IS NOT DISTINCT FROM ? AND md5 IS NOT DISTINCT FROM ?",
                       (self.pending.sha256, moment, moment, self.row["id"], self.row["sha256"],
                        self.row["md5"])):  # fmt: skip
                 self._evict()
@@ -336,7 +347,7 @@ class _Relay:
         client, whose file is stored, still gets all of it."""
         try:
             quota.enforce(self.db, self.store, self.row["mirror_id"], keep=self.row["id"])
-        except (sqlite3.Error, OSError) as error:
+        except (DatabaseError, OSError) as error:
             log.warning("mirror quota not enforced after %s: %s", self.row["filename"], error)
 
     def _verify(self) -> None:
@@ -373,6 +384,10 @@ class _Tail:
         holder (any more), or it failed before it had any: then this request has a status
         of its own to answer with, from its own look at the row, the lease and upstream."""
         holder = lease.held(db, key)
+        if holder is not None and not lease.on_this_host(holder):
+            # Its file is on another server: wait for it to be done, then serve the blob.
+            lease.wait(db, key, time.time() + lease.TERM)
+            return None
         if holder is None or holder["path"] is None:
             return None
         try:
@@ -411,14 +426,15 @@ class _Tail:
     def _leader_done(self) -> bool:
         """False while the leader works; True once it committed the file being read (all of
         it is in the file then); BrokenTransfer when it failed, died or was taken over.
-        The very file: BlobStore commits a pending blob by renaming it, so the blob is the
-        inode being read; a dead leader's partial file never passes for it."""
+        The very file: a commit renames the pending file into place (the folder's blob, or
+        S3's local copy), so the blob is the inode being read; a dead leader's partial file
+        never passes for it."""
         holder = lease.held(self.db, self.key)
         if holder is not None and holder["path"] == self.path:
             return False
         row = _current(self.db, self.row)
         if holder is None and row["blob_sha256"] is not None:
-            blob = self.store.path(row["blob_sha256"])
+            blob = self.store.local_path(row["blob_sha256"])
             if os.path.samestat(os.fstat(self.file.fileno()), os.stat(blob)):
                 return True
         raise BrokenTransfer(f"mirror file {self.row['filename']}: the fetch it followed failed")

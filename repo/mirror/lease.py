@@ -1,29 +1,36 @@
-"""Single flight across threads and gunicorn worker processes: a lease row per key in SQLite.
+"""Single flight across threads, gunicorn worker processes and servers: a lease row per key
+in the database.
 
 Whoever takes the lease on a key (a file, a page) fetches it from upstream; everybody else
-waits for the lease to go, or follows the file its holder is writing (`path`). A holder that
-dies (a killed worker) stops renewing, and its lease is taken over once it has expired.
+waits for the lease to go, or, on the holder's own host, follows the file it is writing
+(`path`). A holder that dies (a killed worker) stops renewing, and its lease is taken over
+once it has expired.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
+import socket
 import threading
 import time
 from collections.abc import Callable
 
-from ..db import transaction
+from ..db import Connection, Row, transaction
 
 TERM = 60.0  # seconds a lease lasts unless renewed; a holder renews while bytes arrive
 
 
 def holder() -> str:
-    """This thread of this process, as a lease's holder."""
-    return f"{os.getpid()}:{threading.get_ident()}"
+    """This thread of this process on this host, as a lease's holder: host:pid:thread."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-def take(db: sqlite3.Connection, key: str, path: str | None = None,
+def on_this_host(lease: Row) -> bool:
+    """Whether a lease's holder runs on this host: only then is its `path` a file here."""
+    return lease["holder"].rsplit(":", 2)[0] == socket.gethostname()
+
+
+def take(db: Connection, key: str, path: str | None = None,
          clock: Callable[[], float] = time.time) -> bool:  # fmt: skip
     """Take the lease on `key` if nobody holds it (or its holder's term ran out)."""
     moment = clock()
@@ -37,7 +44,7 @@ def take(db: sqlite3.Connection, key: str, path: str | None = None,
     return cursor.rowcount == 1
 
 
-def renew(db: sqlite3.Connection, key: str, clock: Callable[[], float] = time.time) -> None:
+def renew(db: Connection, key: str, clock: Callable[[], float] = time.time) -> None:
     """Keep the lease while the work goes on."""
     with transaction(db):
         db.execute(
@@ -46,21 +53,21 @@ def renew(db: sqlite3.Connection, key: str, clock: Callable[[], float] = time.ti
         )
 
 
-def release(db: sqlite3.Connection, key: str) -> None:
+def release(db: Connection, key: str) -> None:
     """Give the lease up, done or failed: the next one to want the key takes it."""
     with transaction(db):
         db.execute("DELETE FROM mirror_leases WHERE key = ? AND holder = ?", (key, holder()))
 
 
-def held(db: sqlite3.Connection, key: str,
-         clock: Callable[[], float] = time.time) -> sqlite3.Row | None:  # fmt: skip
+def held(db: Connection, key: str,
+         clock: Callable[[], float] = time.time) -> Row | None:  # fmt: skip
     """The live lease on `key` (holder, expires, path), if anybody holds one."""
     return db.execute(
         "SELECT * FROM mirror_leases WHERE key = ? AND expires >= ?", (key, clock())
     ).fetchone()
 
 
-def wait(db: sqlite3.Connection, key: str, deadline: float, poll: float = 0.05,
+def wait(db: Connection, key: str, deadline: float, poll: float = 0.05,
          clock: Callable[[], float] = time.time) -> bool:  # fmt: skip
     """Wait until nobody holds `key`, at most until `deadline` (clock time); True if free."""
     while held(db, key, clock) is not None:

@@ -9,7 +9,6 @@ with repo's User-Agent. Requirements are not resolved: list every package you wa
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -19,7 +18,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ..cran.description import version_key
-from ..db import connection_for
+from ..db import Connection, Row, connection_for
 from ..errors import Invalid, RepoError
 from . import cran as mirror_cran
 from . import fetch, settings
@@ -50,7 +49,7 @@ def requirements(lines: Iterable[str]) -> list[Requirement]:
     return found
 
 
-def python(app: Flask, channel: sqlite3.Row, wanted: list[Requirement],
+def python(app: Flask, channel: Row, wanted: list[Requirement],
            say: Callable[[str], None]) -> Outcome:  # fmt: skip
     """Cache every file of the newest version each requirement allows (yanked versions only
     when pinned with ==, as PEP 592 has installers do)."""
@@ -76,8 +75,8 @@ def python(app: Flask, channel: sqlite3.Row, wanted: list[Requirement],
     return outcome
 
 
-def _newest(db: sqlite3.Connection, mirror_id: int, requirement: Requirement,
-            cutoff: float | None) -> list[sqlite3.Row]:  # fmt: skip
+def _newest(db: Connection, mirror_id: int, requirement: Requirement,
+            cutoff: float | None) -> list[Row]:  # fmt: skip
     """Never a file the mirror's minimum age hides (R21), which it would not serve."""
     rows = db.execute(
         "SELECT * FROM mirror_files WHERE mirror_id = ? AND project = ? AND listed = 1"
@@ -85,7 +84,7 @@ def _newest(db: sqlite3.Connection, mirror_id: int, requirement: Requirement,
         (mirror_id, canonicalize_name(requirement.name), cutoff),
     ).fetchall()
     pinned = any(spec.operator in ("==", "===") for spec in requirement.specifier)
-    by_version: dict[Version, list[sqlite3.Row]] = {}
+    by_version: dict[Version, list[Row]] = {}
     for row in rows:
         try:
             version = Version(row["version"])
@@ -97,7 +96,7 @@ def _newest(db: sqlite3.Connection, mirror_id: int, requirement: Requirement,
     return by_version[max(by_version)] if by_version else []
 
 
-def cran(app: Flask, channel: sqlite3.Row, packages: list[str],
+def cran(app: Flask, channel: Row, packages: list[str],
          say: Callable[[str], None]) -> Outcome:  # fmt: skip
     """Cache the current source package of each R package named."""
     db = connection_for(app)
@@ -128,7 +127,7 @@ def cran(app: Flask, channel: sqlite3.Row, packages: list[str],
     return outcome
 
 
-def _fetch(app: Flask, db: sqlite3.Connection, mirror: settings.Mirror, row: sqlite3.Row,
+def _fetch(app: Flask, db: Connection, mirror: settings.Mirror, row: Row,
            say: Callable[[str], None], outcome: Outcome) -> None:  # fmt: skip
     """Fetch one file, and a wheel's PEP 658 metadata when upstream offers it (pip and uv ask
     for it before the wheel), as a client's GETs would, reading each to the end."""

@@ -10,7 +10,6 @@ its answer. With nothing to answer from, the client gets 503 or 502 (R6).
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from flask import Flask
 from packaging.utils import InvalidName, canonicalize_name
 
 from .. import files
-from ..db import connect, connection_for, now, transaction
+from ..db import Connection, Row, connection_for, now, open_connection, transaction
 from ..errors import Invalid, RepoError
 from ..pypi import simple
 from . import lease, settings
@@ -61,7 +60,7 @@ class BadAnswer(Exception):
 _TROUBLE = (UpstreamDown, Refused, BadAnswer)
 
 
-def revalidate(app: Flask, channel: sqlite3.Row, name: str) -> pages.Snapshot:
+def revalidate(app: Flask, channel: Row, name: str) -> pages.Snapshot:
     """Ask upstream about `name` (what page_state could not answer) and say what to answer.
 
     The check runs in a thread of its own: the client waits STALE_WAIT with a cached copy,
@@ -98,7 +97,7 @@ def revalidate(app: Flask, channel: sqlite3.Row, name: str) -> pages.Snapshot:
     raise _failure(check.error)
 
 
-def refresh(app: Flask, channel: sqlite3.Row, name: str) -> sqlite3.Row:
+def refresh(app: Flask, channel: Row, name: str) -> Row:
     """Check project `name` upstream now, whatever its TTL (`repo mirror refresh CH NAME`,
     R5); its page's row (key, state, serial)."""
     try:
@@ -124,7 +123,7 @@ def refresh(app: Flask, channel: sqlite3.Row, name: str) -> sqlite3.Row:
     return row
 
 
-def check(app: Flask, db: sqlite3.Connection, mirror: settings.Mirror, name: str,
+def check(app: Flask, db: Connection, mirror: settings.Mirror, name: str,
           force: bool = False) -> bool:  # fmt: skip
     """Ask upstream for `name`'s page and store its answer; False when another thread or
     worker holds the page's lease. A page that became fresh while we waited for the lease is
@@ -153,7 +152,7 @@ class _Check(threading.Thread):
         self.error: Exception | None = None
 
     def run(self) -> None:
-        db = connect(self.app.config["DATABASE"])
+        db = open_connection(self.app)
         try:
             self.busy = not check(self.app, db, self.mirror, self.project)
         except _TROUBLE as error:
@@ -166,7 +165,7 @@ def _lease_key(mirror: settings.Mirror, name: str) -> str:
     return f"pypi-page:{mirror.id}:{name}"
 
 
-def _await_holder(db: sqlite3.Connection, key: str, until: float,
+def _await_holder(db: Connection, key: str, until: float,
                   clock: Callable[[], float]) -> None:  # fmt: skip
     """Wait until nobody holds `key`, at most until `until` (time.monotonic): the lease's
     terms are on the app's clock, the client's patience is real time."""
@@ -181,7 +180,7 @@ def _failure(error: Exception) -> RepoError:
     return bad_gateway(f"the upstream's answer was unusable ({error})")
 
 
-def _ask(upstream: Upstream, name: str, row: sqlite3.Row | None) -> None:
+def _ask(upstream: Upstream, name: str, row: Row | None) -> None:
     """One GET of the page, conditional when we hold a copy (R1), and its answer stored."""
     headers = {"Accept": ACCEPT, **conditional(row)}
     moment = upstream.clock()
@@ -224,14 +223,25 @@ _UPSERT = (
     f" VALUES (?, ?, {', '.join('?' * len(_FIELDS))})"
     " ON CONFLICT (mirror_id, subdir, filename) DO UPDATE SET listed = 1,"
     # A file whose bytes changed upstream (never on PyPI) is fetched again.
-    " blob_sha256 = CASE WHEN sha256 = excluded.sha256 THEN blob_sha256 END,"
-    " metadata_blob = CASE WHEN sha256 = excluded.sha256 AND core_metadata IS"
-    " excluded.core_metadata THEN metadata_blob END, project = excluded.project, "
+    " blob_sha256 = CASE WHEN mirror_files.sha256 = excluded.sha256"
+    " THEN mirror_files.blob_sha256 END,"
+    " metadata_blob = CASE WHEN mirror_files.sha256 = excluded.sha256"
+    " AND mirror_files.core_metadata IS NOT DISTINCT FROM excluded.core_metadata"
+    " THEN mirror_files.metadata_blob END, project = excluded.project, "
     + ", ".join(f"{field} = excluded.{field}" for field in _FIELDS[1:])
 )
 
+# A page's whole row, replacing what was stored.
+_PAGE_COLUMNS = ("mirror_id", "key", "state", "display_name", "etag", "last_modified", "serial",
+                 "checked", "changed", "status", "status_reason")  # fmt: skip
+_PAGE = (
+    f"INSERT INTO mirror_pages ({', '.join(_PAGE_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(_PAGE_COLUMNS))}) ON CONFLICT (mirror_id, key) DO UPDATE SET "
+    + ", ".join(f"{column} = excluded.{column}" for column in _PAGE_COLUMNS[2:])
+)
 
-def _store(db: sqlite3.Connection, mirror_id: int, name: str, listing: simple.Listing,
+
+def _store(db: Connection, mirror_id: int, name: str, listing: simple.Listing,
            page_url: str, validators: tuple[str | None, str | None], serial: int | None,
            moment: float) -> None:  # fmt: skip
     """Keep a page's answer. Files gone from it are unlisted, not deleted (a cached blob stays
@@ -266,16 +276,11 @@ def _store(db: sqlite3.Connection, mirror_id: int, name: str, listing: simple.Li
                 (mirror_id, name),
             )
             db.executemany(_UPSERT, [(mirror_id, name, *values) for values in rows.values()])
-        db.execute(
-            "INSERT OR REPLACE INTO mirror_pages (mirror_id, key, state, display_name, etag,"
-            " last_modified, serial, checked, changed, status, status_reason)"
-            " VALUES (?, ?, 'found', ?, ?, ?, ?, ?, ?, ?, ?)",
-            (mirror_id, name, page[0], *validators, serial, moment,
-             row["changed"] if same else now(), *page[1:]),
-        )  # fmt: skip
+        db.execute(_PAGE, (mirror_id, name, "found", page[0], *validators, serial, moment,
+                           row["changed"] if same else now(), *page[1:]))  # fmt: skip
 
 
-def _touch(db: sqlite3.Connection, mirror_id: int, name: str, moment: float) -> None:
+def _touch(db: Connection, mirror_id: int, name: str, moment: float) -> None:
     """A check that changed nothing (304, or an older serial): the TTL starts again, and no
     file row is written (R1). Inside the caller's transaction."""
     db.execute(
@@ -284,7 +289,7 @@ def _touch(db: sqlite3.Connection, mirror_id: int, name: str, moment: float) -> 
     )
 
 
-def _forget(db: sqlite3.Connection, mirror_id: int, name: str, moment: float) -> None:
+def _forget(db: Connection, mirror_id: int, name: str, moment: float) -> None:
     """404 or 410: the project disappears (R9), its blobs stay, and the answer is remembered
     for NEGATIVE_TTL (R10)."""
     with transaction(db):
@@ -294,8 +299,5 @@ def _forget(db: sqlite3.Connection, mirror_id: int, name: str, moment: float) ->
             "UPDATE mirror_files SET listed = 0 WHERE mirror_id = ? AND project = ? AND listed = 1",
             (mirror_id, name),
         )
-        db.execute(
-            "INSERT OR REPLACE INTO mirror_pages (mirror_id, key, state, checked, changed)"
-            " VALUES (?, ?, 'missing', ?, ?)",
-            (mirror_id, name, moment, row["changed"] if unchanged else now()),
-        )
+        db.execute(_PAGE, (mirror_id, name, "missing", None, None, None, None, moment,
+                           row["changed"] if unchanged else now(), "active", None))  # fmt: skip

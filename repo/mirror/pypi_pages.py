@@ -11,13 +11,12 @@ asks upstream. While the upstream fails, a cached page lists only the files we h
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from dataclasses import dataclass
 
 from flask import Flask
 
 from .. import files
-from ..db import connection_for
+from ..db import Connection, Row, connection_for
 from ..pypi import simple
 from . import settings
 from .upstream import clock_of
@@ -56,12 +55,12 @@ class Contents:
 LOCAL = Snapshot(token="")
 
 
-def page_state(app: Flask, channel: sqlite3.Row, name: str) -> Snapshot | None:
+def page_state(app: Flask, channel: Row, name: str) -> Snapshot | None:
     """The snapshot to answer `name`'s page with, without asking upstream; None when upstream
     must be asked first (never asked, or past its TTL while the breaker lets requests out)."""
     db = connection_for(app)
     key = settings.normalized(KIND, name)
-    row = db.execute(_STATE, (name, channel["id"], KIND, key)).fetchone()
+    row = db.execute(_STATE, (key, name, channel["id"], KIND)).fetchone()
     if row is None:
         return LOCAL
     # With a name rule or an upload of this name, the rules decide (R23-R25); else, as with
@@ -85,14 +84,14 @@ _STATE = (
     " EXISTS (SELECT 1 FROM mirror_rules WHERE channel_id = mirrors.channel_id"
     "  AND kind = mirrors.kind) AS ruled,"
     " EXISTS (SELECT 1 FROM packages WHERE channel_id = mirrors.channel_id"
-    "  AND kind = mirrors.kind AND name = ?4) AS private"
+    "  AND kind = mirrors.kind AND name = ?) AS private"
     " FROM mirrors LEFT JOIN mirror_pages ON mirror_pages.mirror_id = mirrors.id"
-    "  AND mirror_pages.key = ?1"
-    " WHERE mirrors.channel_id = ?2 AND mirrors.kind = ?3"
+    "  AND mirror_pages.key = ?"
+    " WHERE mirrors.channel_id = ? AND mirrors.kind = ?"
 )
 
 
-def contents(db: sqlite3.Connection, channel: sqlite3.Row, name: str,
+def contents(db: Connection, channel: Row, name: str,
              snapshot: Snapshot) -> Contents | None:  # fmt: skip
     """The files of `name`'s page; None when the channel has no such project.
 
@@ -117,7 +116,7 @@ def contents(db: sqlite3.Connection, channel: sqlite3.Row, name: str,
     return Contents(own + mirrored, status, reason)
 
 
-def root_state(app: Flask, channel: sqlite3.Row) -> Snapshot:
+def root_state(app: Flask, channel: Row) -> Snapshot:
     """The root page's snapshot: it changes with any cached page and with the name rules."""
     db = connection_for(app)
     mirror = settings.find(db, channel["id"], KIND)
@@ -130,7 +129,7 @@ def root_state(app: Flask, channel: sqlite3.Row) -> Snapshot:
     return Snapshot(token=_token(mirror.id, f"{count}:{changed}:{rules}", 0), mirror_id=mirror.id)
 
 
-def projects(db: sqlite3.Connection, channel: sqlite3.Row,
+def projects(db: Connection, channel: Row,
              snapshot: Snapshot) -> list[tuple[str, str]]:  # fmt: skip
     """The root page's (display name, name) pairs: the channel's own projects and those whose
     page it cached and found, never the upstream's whole root (R22; pip and uv never read it)."""
@@ -148,7 +147,7 @@ def projects(db: sqlite3.Connection, channel: sqlite3.Row,
     return [(display, name) for name, display in sorted(shown.items())]
 
 
-def upstream_for(db: sqlite3.Connection, channel: sqlite3.Row,
+def upstream_for(db: Connection, channel: Row,
                  name: str) -> settings.Mirror | None:  # fmt: skip
     """The channel's pypi upstream, if it may be asked for `name` (R23)."""
     mirror = settings.find(db, channel["id"], KIND)
@@ -157,7 +156,7 @@ def upstream_for(db: sqlite3.Connection, channel: sqlite3.Row,
     return mirror
 
 
-def stored_page(db: sqlite3.Connection, mirror_id: int, name: str) -> sqlite3.Row | None:
+def stored_page(db: Connection, mirror_id: int, name: str) -> Row | None:
     """What upstream last said of `name` (its mirror_pages row), with the breaker's open_until
     and the mirror's min_age."""
     return db.execute(
@@ -168,13 +167,13 @@ def stored_page(db: sqlite3.Connection, mirror_id: int, name: str) -> sqlite3.Ro
     ).fetchone()
 
 
-def is_fresh(row: sqlite3.Row, ttl: float, moment: float) -> bool:
+def is_fresh(row: Row, ttl: float, moment: float) -> bool:
     """Whether a stored page is within its TTL at `moment`: the mirror's `ttl` for a page
     found, NEGATIVE_TTL for a 404 (R10)."""
     return row["checked"] + (ttl if row["state"] == "found" else NEGATIVE_TTL) > moment
 
 
-def cached(db: sqlite3.Connection, row: sqlite3.Row, moment: float, down: bool,
+def cached(db: Connection, row: Row, moment: float, down: bool,
            cache: str | None = None) -> Snapshot:  # fmt: skip
     """A stored page's snapshot at `moment` (the app's clock); `down` lists only the files we
     hold, which then count. With a minimum age (R21), so do the files still too young: the
@@ -214,11 +213,11 @@ def _token(mirror_id: int, state: str | None, held: int) -> str:
     return f"-m{digest}"
 
 
-def _uploaded(row: sqlite3.Row) -> simple.FileEntry:
+def _uploaded(row: Row) -> simple.FileEntry:
     return _entry(row, row["uploaded"], row["metadata_sha256"])
 
 
-def _mirrored(row: sqlite3.Row) -> simple.FileEntry:
+def _mirrored(row: Row) -> simple.FileEntry:
     """An upstream file, linked to this channel like an upload (the download side serves it
     from mirror_files). Its `.metadata` is advertised only with the upstream's sha256, which
     the download side checks (R19); a "true" (hash unknown) is not passed on."""
@@ -226,7 +225,7 @@ def _mirrored(row: sqlite3.Row) -> simple.FileEntry:
     return _entry(row, row["upload_time"], metadata if len(metadata) == 64 else None)
 
 
-def _entry(row: sqlite3.Row, upload_time: str | None, metadata: str | None) -> simple.FileEntry:
+def _entry(row: Row, upload_time: str | None, metadata: str | None) -> simple.FileEntry:
     return simple.FileEntry(
         filename=row["filename"], version=row["version"], sha256=row["sha256"],
         size=row["size"], upload_time=upload_time, requires_python=row["requires_python"],

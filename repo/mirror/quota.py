@@ -16,12 +16,13 @@ from .. import files
 from ..blobs import BlobStore
 from ..db import transaction
 
-# Cached rows, least recently downloaded first, but for those whose blob an upload names.
+# Cached rows, least recently downloaded first (never downloaded: first of all, as SQLite
+# sorts NULL and PostgreSQL would not by itself), but for those whose blob an upload names.
 _CANDIDATES = (
     "SELECT id, blob_sha256, metadata_blob, size FROM mirror_files"
     " WHERE mirror_id = ? AND blob_sha256 IS NOT NULL"
     " AND blob_sha256 NOT IN (SELECT sha256 FROM files)"
-    " ORDER BY last_download, fetched, id"
+    " ORDER BY last_download NULLS FIRST, fetched NULLS FIRST, id"
 )
 
 
@@ -29,9 +30,9 @@ def enforce(db: sqlite3.Connection, store: BlobStore, mirror_id: int, keep: int)
     """Evict what takes mirror `mirror_id` past its quota, never row `keep` (the file just
     cached); the evicted rows' ids.
 
-    Under the write lock, for the reason files.publish gives: a blob renamed into place and the
-    row that names it are committed together under that lock, so a blob found unreferenced here
-    is not one that another fetch or upload is about to record.
+    Under the write lock, for the reason files.publish gives: a blob and the row that names it
+    are committed together under that lock, so a blob found unreferenced here is not one that
+    another fetch or upload is about to record.
     """
     with transaction(db):
         quota = db.execute("SELECT quota FROM mirrors WHERE id = ?", (mirror_id,)).fetchone()
@@ -62,6 +63,6 @@ def _size(store: BlobStore, row: sqlite3.Row) -> int:
     if row["size"] is not None:
         return row["size"]
     try:
-        return store.path(row["blob_sha256"]).stat().st_size
+        return store.size(row["blob_sha256"])
     except FileNotFoundError:
         return 0

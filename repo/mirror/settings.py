@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -16,7 +15,7 @@ from urllib.parse import urlsplit
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from ..db import now, transaction
+from ..db import Connection, IntegrityError, Row, now, transaction
 from ..errors import Conflict, Invalid, NotFound
 
 KINDS = ("pypi", "cran")
@@ -27,7 +26,8 @@ DEFAULT_SYNC_EVERY = timedelta(hours=24)  # an active mirror's sync, when --ever
 RULES = ("reserve", "merge")
 # R21, in SQL over mirror_files: whether a file's upload-time is after the cutoff bound to its
 # one parameter (epoch seconds; NULL for none). One without a readable upload-time never is.
-YOUNG = "coalesce((julianday(upload_time) - 2440587.5) * 86400.0 > ?, 0)"
+# (julianday is SQLite's; schema-postgres.sql defines it for PostgreSQL.)
+YOUNG = "coalesce((julianday(upload_time) - 2440587.5) * 86400.0 > ?, FALSE)"
 # The characters of a name on each side (PEP 503 normalized; R's package names).
 _NAME = {"pypi": re.compile(r"[a-z0-9][a-z0-9._-]*"), "cran": re.compile(r"[A-Za-z][A-Za-z0-9.]*")}
 _SIZE = re.compile(r"(\d+)([KMGT]?)(?:i?B)?", re.IGNORECASE)
@@ -68,7 +68,7 @@ class Mirror:
         }
 
 
-def _mirror(row: sqlite3.Row) -> Mirror:
+def _mirror(row: Row) -> Mirror:
     return Mirror(
         id=row["id"], channel_id=row["channel_id"], kind=row["kind"], source=row["source"],
         file_hosts=tuple(json.loads(row["file_hosts"])), ttl=row["ttl"], mode=row["mode"],
@@ -114,7 +114,7 @@ def check_source(source: str) -> str:
     return source if source.endswith("/") else source + "/"
 
 
-def create(db: sqlite3.Connection, channel_id: int, kind: str, source: str, *,
+def create(db: Connection, channel_id: int, kind: str, source: str, *,
            ttl: timedelta | None = None, mode: str = "passive", file_hosts: tuple[str, ...] = (),
            username: str | None = None, password: str | None = None, quota: int | None = None,
            min_age: timedelta | None = None, sync: tuple[str, ...] = (),
@@ -152,7 +152,7 @@ def create(db: sqlite3.Connection, channel_id: int, kind: str, source: str, *,
                 (channel_id, kind, check_source(source), json.dumps(hosts), seconds, mode,
                  username, password, now(), quota, age, json.dumps(synced), sync_every),
             )  # fmt: skip
-    except sqlite3.IntegrityError:
+    except IntegrityError:
         raise Conflict(f"The channel already mirrors a {kind} upstream: remove it first") from None
     found = find(db, channel_id, kind)
     assert found is not None
@@ -185,13 +185,13 @@ def _sync_entry(kind: str, entry: str) -> str:
         raise Invalid(f"Invalid requirement '{entry}': {error}") from None
 
 
-def by_id(db: sqlite3.Connection, mirror_id: int) -> Mirror | None:
+def by_id(db: Connection, mirror_id: int) -> Mirror | None:
     """The upstream with this id, if it is still there."""
     row = db.execute("SELECT * FROM mirrors WHERE id = ?", (mirror_id,)).fetchone()
     return _mirror(row) if row else None
 
 
-def find(db: sqlite3.Connection, channel_id: int, kind: str) -> Mirror | None:
+def find(db: Connection, channel_id: int, kind: str) -> Mirror | None:
     """The channel's upstream for `kind`, if it has one."""
     row = db.execute(
         "SELECT * FROM mirrors WHERE channel_id = ? AND kind = ?", (channel_id, kind)
@@ -199,16 +199,17 @@ def find(db: sqlite3.Connection, channel_id: int, kind: str) -> Mirror | None:
     return _mirror(row) if row else None
 
 
-def listing(db: sqlite3.Connection, channel_id: int | None = None) -> list[dict]:
+def listing(db: Connection, channel_id: int | None = None) -> list[dict]:
     """Every upstream (of one channel, or all), with its health, never its credentials."""
     rows = db.execute(
         "SELECT mirrors.*, channels.name AS channel,"
         " (SELECT count(DISTINCT project) FROM mirror_files"
         "  WHERE mirror_id = mirrors.id AND blob_sha256 IS NOT NULL) AS cached_projects,"
-        " (SELECT coalesce(sum(size), 0) FROM mirror_files"
+        " (SELECT CAST(coalesce(sum(size), 0) AS BIGINT) FROM mirror_files"
         "  WHERE mirror_id = mirrors.id AND blob_sha256 IS NOT NULL) AS cached_bytes"
         " FROM mirrors JOIN channels ON channels.id = mirrors.channel_id"
-        " WHERE ? IS NULL OR mirrors.channel_id = ? ORDER BY channels.name, mirrors.kind",
+        " WHERE CAST(? AS BIGINT) IS NULL OR mirrors.channel_id = ?"
+        " ORDER BY channels.name, mirrors.kind",
         (channel_id, channel_id),
     ).fetchall()
     return [
@@ -220,7 +221,7 @@ def listing(db: sqlite3.Connection, channel_id: int | None = None) -> list[dict]
     ]  # fmt: skip
 
 
-def remove(db: sqlite3.Connection, channel_id: int, kind: str) -> None:
+def remove(db: Connection, channel_id: int, kind: str) -> None:
     """Stop mirroring: the upstream's pages and file rows go; blobs only by `repo gc`."""
     with transaction(db):
         cursor = db.execute(
@@ -230,12 +231,13 @@ def remove(db: sqlite3.Connection, channel_id: int, kind: str) -> None:
             raise NotFound(f"The channel mirrors no {kind} upstream")
 
 
-def mark_stale(db: sqlite3.Connection, mirror_id: int, name: str | None = None) -> int:
+def mark_stale(db: Connection, mirror_id: int, name: str | None = None) -> int:
     """Make the next request for each cached page (or only `name`'s) ask upstream again,
     whatever its TTL (the refresh button, `repo mirror refresh`); return how many."""
     with transaction(db):
         return db.execute(
-            "UPDATE mirror_pages SET checked = 0 WHERE mirror_id = ? AND (? IS NULL OR key = ?)",
+            "UPDATE mirror_pages SET checked = 0 WHERE mirror_id = ?"
+            " AND (CAST(? AS TEXT) IS NULL OR key = ?)",
             (mirror_id, name, name),
         ).rowcount
 
@@ -245,7 +247,7 @@ def normalized(kind: str, name: str) -> str:
     return canonicalize_name(name) if kind == "pypi" else name
 
 
-def add_rule(db: sqlite3.Connection, channel_id: int, kind: str, pattern: str,
+def add_rule(db: Connection, channel_id: int, kind: str, pattern: str,
              rule: str) -> None:  # fmt: skip
     """Reserve a name or prefix (`acme-*`), or merge upstream releases into a private name."""
     if rule not in RULES:
@@ -260,13 +262,13 @@ def add_rule(db: sqlite3.Connection, channel_id: int, kind: str, pattern: str,
         )
     with transaction(db):
         db.execute(
-            "INSERT OR IGNORE INTO mirror_rules (channel_id, kind, pattern, rule)"
-            " VALUES (?, ?, ?, ?)",
+            "INSERT INTO mirror_rules (channel_id, kind, pattern, rule)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (channel_id, kind, prefix + star, rule),
         )
 
 
-def rules(db: sqlite3.Connection, channel_id: int, kind: str) -> dict[str, list[str]]:
+def rules(db: Connection, channel_id: int, kind: str) -> dict[str, list[str]]:
     """The channel's patterns by rule."""
     found: dict[str, list[str]] = {rule: [] for rule in RULES}
     for row in db.execute(
@@ -277,7 +279,7 @@ def rules(db: sqlite3.Connection, channel_id: int, kind: str) -> dict[str, list[
     return found
 
 
-def upstream_may_serve(db: sqlite3.Connection, channel_id: int, kind: str, name: str) -> bool:
+def upstream_may_serve(db: Connection, channel_id: int, kind: str, name: str) -> bool:
     """Whether upstream may be asked for `name` and show files of it in this channel.
 
     Private wins (mirror.md R23-R25): a name the channel holds a private upload of, or that

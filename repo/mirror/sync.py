@@ -11,7 +11,6 @@ RETRY, not a whole period later.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from flask import Flask
 from packaging.requirements import Requirement
 
-from ..db import connection_for, now, transaction
+from ..db import Connection, connection_for, now, transaction
 from ..errors import RepoError
 from . import lease, prefetch, settings
 from .upstream import clock_of
@@ -37,7 +36,7 @@ class Result:
     failed: bool
 
 
-def due(db: sqlite3.Connection, moment: float) -> list[int]:
+def due(db: Connection, moment: float) -> list[int]:
     """The ids of the active mirrors whose sync is due at `moment` (epoch seconds)."""
     rows = db.execute(
         "SELECT id FROM mirrors WHERE mode = 'active' AND next_sync <= ? ORDER BY next_sync",
@@ -69,7 +68,7 @@ def run(app: Flask, mirror_id: int, say: Callable[[str], None]) -> Result | None
         lease.release(db, key)
 
 
-def _record(app: Flask, db: sqlite3.Connection, mirror: settings.Mirror, result: Result) -> None:
+def _record(app: Flask, db: Connection, mirror: settings.Mirror, result: Result) -> None:
     """A sync's outcome, and when the next one is due: a period on, or RETRY after problems."""
     period = float(mirror.sync_every or settings.DEFAULT_SYNC_EVERY.total_seconds())
     wait = min(period, RETRY) if result.failed else period
@@ -80,7 +79,7 @@ def _record(app: Flask, db: sqlite3.Connection, mirror: settings.Mirror, result:
         )
 
 
-def _prefetch(app: Flask, db: sqlite3.Connection, mirror: settings.Mirror, key: str,
+def _prefetch(app: Flask, db: Connection, mirror: settings.Mirror, key: str,
               say: Callable[[str], None]) -> Result:  # fmt: skip
     def said(text: str) -> None:
         lease.renew(db, key)  # a long sync keeps its lease while it makes progress

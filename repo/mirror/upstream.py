@@ -16,7 +16,6 @@ import ipaddress
 import logging
 import os
 import socket
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,7 +26,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from ..db import now, transaction
+from ..db import Connection, Row, now, transaction
 from ..errors import RepoError
 from .settings import Mirror
 
@@ -138,7 +137,7 @@ class Upstream:
     """Requests to one mirror's upstream. `clock` is injectable so that tests of TTLs and the
     breaker need not sleep."""
 
-    def __init__(self, client: httpx.Client, db: sqlite3.Connection, mirror: Mirror,
+    def __init__(self, client: httpx.Client, db: Connection, mirror: Mirror,
                  clock: Callable[[], float] = time.time) -> None:  # fmt: skip
         self.client = client
         self.db = db
@@ -276,7 +275,7 @@ class Upstream:
         return headers
 
 
-def conditional(page: sqlite3.Row | None) -> dict[str, str]:
+def conditional(page: Row | None) -> dict[str, str]:
     """If-None-Match, else If-Modified-Since, from what upstream last sent for a page we
     found (a mirror_pages row), so that an unchanged page costs a 304 (R1)."""
     if page is None or page["state"] != "found":
@@ -327,7 +326,7 @@ def clock_of(app: Flask) -> Callable[[], float]:
     return app.config.get("CLOCK", time.time)
 
 
-def for_mirror(app: Flask, db: sqlite3.Connection, mirror: Mirror) -> Upstream:
+def for_mirror(app: Flask, db: Connection, mirror: Mirror) -> Upstream:
     """Requests to `mirror`'s upstream on the worker's pool and the app's clock, the one way
     every side (pages, indexes, files) makes them, so that all read the breaker alike."""
     return Upstream(client_for(app), db, mirror, clock=clock_of(app))

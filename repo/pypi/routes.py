@@ -26,7 +26,6 @@ def _make_page_cache(state) -> None:
 # pip 26.2+ and uv cache index pages by Cache-Control: revalidate every time, so an upload is
 # visible to the very next install, and answer the revalidation with a cheap 304.
 INDEX_CACHE = "max-age=0, must-revalidate, private"
-FILE_CACHE = "private, max-age=31536000, immutable"
 # Part of every index ETag: a new release of repo that renders pages differently changes it.
 PAGE_FORMAT = "p1"
 
@@ -122,8 +121,9 @@ def project_page(channel: str, project: str):
 @bp.get("/<channel>/files/<sha256>/<filename>")
 @auth.required.login_required
 def download(channel: str, sha256: str, filename: str):
-    """A file, or a wheel's PEP 658 `.metadata`: an upload's from disk (sendfile, Range), else
-    the channel's upstream's, fetched on its first request (mirror.md R12-R15, R19)."""
+    """A file, or a wheel's PEP 658 `.metadata`: an upload's from the blob store (sendfile,
+    Range, or a redirect to S3), else the channel's upstream's, fetched on its first request
+    (mirror.md R12-R15, R19). Cached as blobs are (blobs.IMMUTABLE)."""
     target = auth.channel_for(channel, "read")
     db = get_db()
     row = files.by_digest(db, target["id"], sha256, filename)
@@ -132,9 +132,9 @@ def download(channel: str, sha256: str, filename: str):
     if row is None and wheel != filename:
         uploaded = files.by_digest(db, target["id"], sha256, wheel)
         blob = uploaded["metadata_sha256"] if uploaded else None
-    response = fetch.send_blob(blob) if blob else _mirrored(db, target, sha256, filename)
-    response.headers["Cache-Control"] = FILE_CACHE
-    return response
+    if blob:
+        return fetch.send_blob(blob, download_name=filename, proxy=wheel != filename)
+    return _mirrored(db, target, sha256, filename)
 
 
 def _mirrored(db, channel, sha256: str, filename: str) -> Response:

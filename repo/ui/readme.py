@@ -22,7 +22,7 @@ from bs4 import BeautifulSoup
 from markupsafe import Markup
 from packaging.metadata import parse_email
 
-from ..blobs import BlobStore
+from ..blobs import BlobStore, StoreUnavailable
 from ..pypi.metadata import METADATA_CAP
 
 # PEP 566 and PyPI: no Description-Content-Type means reStructuredText.
@@ -80,18 +80,28 @@ def description(blobs: BlobStore, files: Sequence) -> Markup | None:
     of the files table): a wheel's METADATA, else its sdist's PKG-INFO; None without one."""
     for row in files:
         if row["metadata_sha256"]:
-            return _rendered(blobs.path(row["metadata_sha256"]), sdist=False)
+            return _shown(blobs, row["metadata_sha256"], sdist=False)
     for row in files:
         if row["filename"].endswith(".tar.gz"):
-            return _rendered(blobs.path(row["sha256"]), sdist=True)
+            return _shown(blobs, row["sha256"], sdist=True)
     return None
 
 
-@functools.lru_cache(maxsize=32)
-def _rendered(path: Path, sdist: bool) -> Markup | None:
-    # Keyed by the blob's path, which is its sha256: what a path holds never changes.
+def _shown(blobs: BlobStore, sha256: str, sdist: bool) -> Markup | None:
     try:
+        return _rendered(blobs, sha256, sdist)
+    except StoreUnavailable:
+        return None  # the page without its description, and the next view asks again
+
+
+@functools.lru_cache(maxsize=32)
+def _rendered(blobs: BlobStore, sha256: str, sdist: bool) -> Markup | None:
+    # Keyed by the blob's sha256: what a blob holds never changes.
+    try:
+        path = blobs.local_path(sha256)
         data = _pkg_info(path) if sdist else path.read_bytes()
+    except StoreUnavailable:
+        raise  # never cached
     except (OSError, tarfile.TarError, EOFError):
         return None  # a file deleted meanwhile
     if data is None:

@@ -11,7 +11,6 @@ new password.
 from __future__ import annotations
 
 import functools
-import sqlite3
 from collections.abc import Callable
 
 from flask import (
@@ -28,7 +27,7 @@ from flask import (
 from flask.sessions import SecureCookieSessionInterface
 
 from .. import accounts, sessions, throttle
-from ..db import get_db
+from ..db import Row, get_db
 from ..errors import Forbidden, NotFound
 
 bp = Blueprint("session", __name__)
@@ -93,7 +92,7 @@ def admin_required(view: Callable) -> Callable:
     return login_required(wrapped)
 
 
-def channel_for(name: str, need: str = "read") -> tuple[sqlite3.Row, str]:
+def channel_for(name: str, need: str = "read") -> tuple[Row, str]:
     """The channel `name` and the visitor's role in it (accounts.role_in), if at least `need`.
 
     A channel the visitor may not read is not found, just like a missing one, so private

@@ -12,10 +12,17 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
+import boto3
+import psycopg
 import pytest
+
+from repo.postgres import translate
+
+from .. import conftest
 
 BIN = Path(sys.executable).parent
 ADMIN_PASSWORD = "admin-password-for-tests"
@@ -34,14 +41,18 @@ class LiveServer:
     """`repo serve` on 127.0.0.1 with a port the OS chose, on a data dir of its own."""
 
     def __init__(self, data_dir: Path, command: list[str] | None = None, workers: int = 2,
-                 **settings: str):  # fmt: skip
-        """`command` runs `repo` (the installed script unless given) with `workers` processes;
-        `settings` are REPO_* variables; failed-auth throttling is off unless set."""
+                 environ: dict[str, str] | None = None, **settings: str):  # fmt: skip
+        """`command` runs `repo` (the installed script unless given) with `workers` processes
+        in `environ` (os.environ unless given); `settings` are REPO_* variables; failed-auth
+        throttling is off unless set."""
         self.command = command or [tool("repo")]
         self.data_dir = data_dir
         self.log_path = data_dir.parent / f"{data_dir.name}.log"
         quiet = {"REPO_DATA_DIR": "", "REPO_AUTH_FAILURE_LIMIT": "0"}
-        env = self.env = {**os.environ, "REPO_ADMIN_PASSWORD": ADMIN_PASSWORD, **quiet,
+        # On `--stack=scale`, a database and a bucket of its own unless the test shares some.
+        stack = {} if "REPO_DATABASE_URL" in settings else conftest.STACK.environ()
+        env = self.env = {**(os.environ if environ is None else environ),
+                          "REPO_ADMIN_PASSWORD": ADMIN_PASSWORD, **quiet, **stack,
                           **settings}  # fmt: skip
         self._log = open(self.log_path, "w+b")  # noqa: SIM115 - open for the server's lifetime
         self.process = subprocess.Popen(
@@ -82,15 +93,50 @@ class LiveServer:
         return result.stdout.strip()
 
     def query(self, sql: str, *params) -> list[tuple]:
+        """Rows of the server's database (SQLite's `?` placeholders on either engine)."""
+        url = self.env.get("REPO_DATABASE_URL")
+        if url:
+            with psycopg.connect(url, autocommit=True) as connection:
+                return [tuple(row) for row in
+                        connection.execute(translate(sql), params).fetchall()]  # fmt: skip
         with sqlite3.connect(self.data_dir / "repo.sqlite3") as connection:
             return connection.execute(sql, params).fetchall()
 
+    @property
+    def storage(self) -> dict[str, str]:
+        """The settings that start another server on this one's database and blobs, beside
+        its data dir: none on the embedded stack, where the data dir holds both."""
+        shared = ("REPO_DATABASE_URL", "REPO_BLOB_URL")
+        return {name: value for name, value in self.env.items()
+                if name in shared or name.startswith("AWS_")}  # fmt: skip
+
     def blobs(self) -> set[str]:
+        """The names of the blobs in the server's store (its folder, or its bucket)."""
+        url = self.env.get("REPO_BLOB_URL")
+        if url:
+            return set(stored_objects(url, self.env))
         root = self.data_dir / "blobs"
         return {p.name for p in root.glob("??/??/*")}
 
-    def pending(self) -> list[str]:
-        return os.listdir(self.data_dir / "blobs" / "tmp")
+    def plant(self, sha256: str, data: bytes) -> str:
+        """Put `data` into the server's store under the name `sha256`, behind the server's
+        back (no row names it); where it is, as `repo gc` prints it."""
+        url = self.env.get("REPO_BLOB_URL")
+        relative = f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
+        if url:
+            bucket, _, prefix = url.removeprefix("s3://").partition("/")
+            key = f"{prefix.strip('/')}/{relative}".lstrip("/")
+            s3_client(self.env).put_object(Bucket=bucket, Key=key, Body=data)
+            return f"s3://{bucket}/{key}"
+        path = self.data_dir / "blobs" / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return str(path)
+
+    def pending(self) -> list[Path]:
+        """The temp files of uploads in progress on this host (none once they are done)."""
+        folders = [self.data_dir / "blobs" / "tmp", self.data_dir / "blobcache" / "tmp"]
+        return [path for folder in folders if folder.is_dir() for path in folder.iterdir()]
 
     def stop(self) -> None:
         self.process.terminate()
@@ -100,6 +146,35 @@ class LiveServer:
             self.process.kill()
             self.process.wait(5)
         self._log.close()
+
+
+def s3_client(env: dict[str, str]):
+    """A boto3 S3 client in `env`'s AWS settings (a server's), for a test's own look."""
+    return boto3.client(
+        "s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )  # fmt: skip
+
+
+def stored_objects(url: str, env: dict[str, str]) -> dict[str, int]:
+    """Size by name of the objects under an s3://BUCKET/PREFIX, asked with boto3 in `env`'s
+    AWS settings."""
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    pages = s3_client(env).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return {item["Key"].rsplit("/", 1)[-1]: item["Size"]
+            for page in pages for item in page.get("Contents", [])}  # fmt: skip
+
+
+def account_status(server: LiveServer, token: str) -> int:
+    """The status of GET /api/account with `token` as a Bearer token: 200 while it works."""
+    request = urllib.request.Request(f"{server.url}/api/account",
+                                     headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def sandboxed_env(home: Path) -> dict[str, str]:

@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from .. import conftest
 from .live import ADMIN_PASSWORD, LiveServer, tool
 
 
@@ -17,7 +18,12 @@ def repo(data_dir, *args: str, env: dict | None = None) -> subprocess.CompletedP
 
 
 @pytest.fixture
-def data_dir(tmp_path):
+def data_dir(tmp_path, monkeypatch):
+    """A data dir with alice and her channel dev, on the stack of the run: on `--stack=scale`
+    a database and a bucket of its own, which every command of the test reaches through the
+    environment, as an admin's shell would."""
+    for name, value in conftest.STACK.environ().items():
+        monkeypatch.setenv(name, value)
     data = tmp_path / "data"
     assert repo(data, "user", "create", "alice", "--password", "alice-password").returncode == 0
     assert repo(data, "channel", "create", "dev", "--owner", "alice").returncode == 0
@@ -91,7 +97,7 @@ def test_first_start_creates_admin_once(tmp_path):
         assert f"repo is ready at {server.url}/" in server.log()
     finally:
         server.stop()
-    again = LiveServer(tmp_path / "data")
+    again = LiveServer(tmp_path / "data", **server.storage)
     try:
         assert "Created user 'admin'" not in again.log()
     finally:

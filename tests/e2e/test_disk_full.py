@@ -134,6 +134,8 @@ def test_disk_full_once_the_file_is_received(disk):
     assert_works_once_freed(disk, upload)
 
 
+# SQLite's WAL on the full disk: the scale stack's database is PostgreSQL's, on a disk of its own.
+@pytest.mark.embedded_only
 @pytest.mark.parametrize("shared", [False, True], ids=["new-content", "content-in-another-channel"])
 @pytest.mark.parametrize("make", [faults.r_upload, faults.wheel_upload], ids=["r", "wheel"])
 def test_disk_full_while_sqlite_commits(disk, make, shared):

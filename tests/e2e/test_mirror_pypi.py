@@ -291,7 +291,7 @@ def test_a_restart_with_the_upstream_gone_still_serves_what_was_cached(
         first.stop()
     fake_pypi.stop()
 
-    second = LiveServer(data, workers=2)
+    second = LiveServer(data, workers=2, **first.storage)
     try:
         index = index.replace(first.url, second.url)
         result = pip_install(client_env, tmp_path / "after", index, "restart-pkg")

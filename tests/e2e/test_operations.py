@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from .. import conftest
 from ..unit.builders import r_source
 from .faults import kill, workers_of
 from .live import LiveServer, pip_download, run, tool, twine_upload
@@ -69,8 +70,7 @@ def test_worker_killed_mid_upload_leaves_nothing_visible(live_server, shop):
     s = live_server
     files_before, blobs_before = s.query("SELECT count(*) FROM files"), s.blobs()
     sock = start_upload_and_stall(s, shop.token)
-    assert wait_for(lambda: any(os.path.getsize(s.data_dir / "blobs/tmp" / name) > 500_000
-                                for name in s.pending()))  # fmt: skip
+    assert wait_for(lambda: any(os.path.getsize(path) > 500_000 for path in s.pending()))
     old_workers = workers_of(s)
     for pid in old_workers:
         os.kill(pid, signal.SIGKILL)
@@ -85,31 +85,30 @@ def test_worker_killed_mid_upload_leaves_nothing_visible(live_server, shop):
     assert "checked 3 blobs: 0 missing, 0 corrupt" in s.cli("fsck")
 
 
+# A blob's age is its file's mtime, or its object's LastModified, which S3 lets nobody set:
+# an orphan is made old for gc by a grace of 0, not by going back in time.
 def test_gc_spares_referenced_and_young_blobs(live_server, shop):
     s = live_server
-    orphan = s.data_dir / "blobs" / "ab" / "cd" / ("abcd" + "0" * 60)
-    orphan.parent.mkdir(parents=True, exist_ok=True)
-    orphan.write_bytes(b"nobody points at me")
+    orphan = "abcd" + "0" * 60
+    s.plant(orphan, b"nobody points at me")
     assert "0 files removed" in s.cli("gc")  # young: an upload may be committing it
-    os.utime(orphan, (time.time() - 7200, time.time() - 7200))
-    assert "1 files removed" in s.cli("gc")
-    assert not orphan.exists()
+    assert orphan in s.blobs()
+    assert "1 files removed" in s.cli("gc", "--grace", "0")
+    assert orphan not in s.blobs()
     assert len(s.blobs()) == 3
 
 
 def test_gc_dry_run_lists_what_gc_then_removes(live_server, shop):
     s = live_server
-    orphan = s.data_dir / "blobs" / "ef" / "01" / ("ef01" + "0" * 60)
-    orphan.parent.mkdir(parents=True, exist_ok=True)
-    orphan.write_bytes(b"left over")
-    os.utime(orphan, (time.time() - 7200, time.time() - 7200))
+    orphan = "ef01" + "0" * 60
+    where = s.plant(orphan, b"left over")
 
-    listed = s.cli("gc", "--dry-run")
+    listed = s.cli("gc", "--dry-run", "--grace", "0")
 
-    assert f"would remove {orphan}" in listed and "1 files to remove" in listed
-    assert orphan.exists()
-    assert f"removed {orphan}" in s.cli("gc")
-    assert not orphan.exists()
+    assert f"would remove {where}" in listed and "1 files to remove" in listed
+    assert orphan in s.blobs()
+    assert f"removed {where}" in s.cli("gc", "--grace", "0")
+    assert orphan not in s.blobs()
 
 
 def test_backup_taken_while_uploads_run_restores_consistent(live_server, shop, tmp_path):
@@ -132,14 +131,26 @@ def test_backup_taken_while_uploads_run_restores_consistent(live_server, shop, t
         _, error = upload.communicate(timeout=60)
         assert upload.returncode == 0, error
     restored = tmp_path / "restored"
-    result = subprocess.run([tool("repo"), "--data-dir", str(restored), "restore",
-                             str(tmp_path / "backup")], capture_output=True, text=True,
-                            timeout=60)  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    fsck = subprocess.run([tool("repo"), "--data-dir", str(restored), "fsck"],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    storage = restore(tmp_path / "backup", restored)
+    fsck = repo(restored, storage, "fsck")
     assert fsck.returncode == 0, fsck.stdout + fsck.stderr
     assert "blobs: 0 missing, 0 corrupt" in fsck.stdout
+
+
+def repo(data_dir: Path, storage: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """The `repo` command on `data_dir` and `storage` (a server's, or a restore's)."""
+    return subprocess.run([tool("repo"), "--data-dir", str(data_dir), *args],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **storage})  # fmt: skip
+
+
+def restore(backup: Path, data_dir: Path) -> dict[str, str]:
+    """`repo restore` of `backup` into a new deployment on `data_dir`, on the stack of the run
+    (on `--stack=scale`, a new database and bucket); the settings that reach it."""
+    storage = conftest.STACK.environ()
+    result = repo(data_dir, storage, "restore", str(backup))
+    assert result.returncode == 0, result.stderr
+    return storage
 
 
 def r_source_description(version: str) -> bytes:
@@ -153,8 +164,7 @@ def test_fsck_reports_missing_and_corrupt_blobs(live_server, shop, tmp_path):
     blobs = sorted(copy.glob("blobs/??/??/*"))
     blobs[0].write_bytes(b"bit rot")
     blobs[1].unlink()
-    result = subprocess.run([tool("repo"), "--data-dir", str(copy), "fsck"],
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    result = repo(copy, {}, "fsck")  # the backup is a data dir of the embedded stack
     assert result.returncode == 1
     assert f"corrupt {blobs[0].name}" in result.stderr
     assert f"missing {blobs[1].name}" in result.stderr
@@ -166,12 +176,7 @@ def test_backup_restores_into_a_server_that_serves_the_same_files(
     s = live_server
     s.cli("backup", str(tmp_path / "backup"))
     restored = tmp_path / "restored"
-    result = subprocess.run(
-        [tool("repo"), "--data-dir", str(restored), "restore", str(tmp_path / "backup")],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    server = LiveServer(restored)
+    server = LiveServer(restored, **restore(tmp_path / "backup", restored))
     try:
         assert "Created user 'admin'" not in server.log()
         url = f"{server.url}/api/repo/t/{shop.token}/ops/simple"
@@ -217,8 +222,10 @@ def test_data_dir_and_backup_are_private_to_the_user(dists, client_env, tmp_path
         assert "Package: abc" in index.stdout
         s.cli("backup", str(tmp_path / "backup"))
 
-        # The database and its WAL, the secret key, blobs, the R index cache, the backup.
-        assert (s.data_dir / "repo.sqlite3-wal").exists() and (s.data_dir / "cache").is_dir()
+        # The database and its WAL, the secret key, blobs (on the scale stack, the local
+        # copies of the bucket's), the R index cache, the backup.
+        local = ["blobcache"] if conftest.STACK.scale else ["repo.sqlite3-wal", "blobs"]
+        assert all((s.data_dir / name).exists() for name in ["cache", *local])
         assert loose_modes(s.data_dir) == []
         assert loose_modes(tmp_path / "backup") == []
     finally:
@@ -228,9 +235,7 @@ def test_data_dir_and_backup_are_private_to_the_user(dists, client_env, tmp_path
 def test_restore_refuses_a_data_dir_in_use(live_server, shop, tmp_path):
     s = live_server
     s.cli("backup", str(tmp_path / "backup"))
-    result = subprocess.run([tool("repo"), "--data-dir", str(s.data_dir), "restore",
-                             str(tmp_path / "backup")], capture_output=True, text=True,
-                            timeout=60)  # fmt: skip
+    result = repo(s.data_dir, s.storage, "restore", str(tmp_path / "backup"))
     assert result.returncode == 1
     assert "already has a database" in result.stderr
 
@@ -255,7 +260,7 @@ def test_acknowledged_upload_survives_killing_the_whole_server(dists, client_env
         kill(server)
     finally:
         server.stop()
-    again = LiveServer(tmp_path / "data")
+    again = LiveServer(tmp_path / "data", **server.storage)
     try:
         url = f"{again.url}/api/repo/t/{token}/ops/simple"
         download = pip_download(url, tmp_path / "got", client_env, "ops-demo")

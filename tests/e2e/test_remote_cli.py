@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from .live import pip_install, rscript, run, sandboxed_env
+from .live import account_status, pip_install, rscript, run, sandboxed_env
 
 ROOT = Path(__file__).parents[2]
 PASSWORD = "alice-password"
@@ -81,16 +81,6 @@ class Repo:
         return tomllib.loads((self.config_dir / "credentials.toml").read_text())["servers"][url][
             user
         ]
-
-
-def api_status(server, path: str, token: str) -> int:
-    request = urllib.request.Request(f"{server.url}{path}",
-                                     headers={"Authorization": f"Bearer {token}"})  # fmt: skip
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
 
 
 def api_json(server, path: str, token: str) -> dict:
@@ -255,8 +245,8 @@ def test_rotate_gives_a_new_secret_and_refuses_the_old(alice, live_server):
     token_id = api_json(live_server, "/api/account", old)["token"]["id"]
     new = alice.ok("token", "rotate", str(token_id)).strip()
     assert new.startswith("rp-") and new != old
-    assert api_status(live_server, "/api/account", old) == 401
-    assert api_status(live_server, "/api/account", new) == 200
+    assert account_status(live_server, old) == 401
+    assert account_status(live_server, new) == 200
 
 
 @pytest.fixture(scope="module")
@@ -344,7 +334,7 @@ def test_logout_revokes_the_login_token_and_forgets_it(repo_script, live_server,
     secret = cli.secret(live_server.url, "bob")
     result = cli("logout")
     assert result.returncode == 0 and f"Logged out of {live_server.url}" in result.stderr
-    assert api_status(live_server, "/api/account", secret) == 401
+    assert account_status(live_server, secret) == 401
     assert not (cli.config_dir / "credentials.toml").exists()
     config = tomllib.loads((cli.config_dir / "config.toml").read_text())
     assert config.get("servers", {}) == {} and "default_server" not in config
@@ -380,7 +370,7 @@ def test_rotating_the_login_token_keeps_the_login(repo_script, live_server, user
     first = cli.secret(live_server.url, "bob")
     cli.ok(*login, stdin="bob-password")
     old = cli.secret(live_server.url, "bob")
-    assert api_status(live_server, "/api/account", first) == 401  # the same label: replaced
+    assert account_status(live_server, first) == 401  # the same label: replaced
     token_id = json.loads(cli.ok("whoami", "--json"))["token"]["id"]
     rotated = cli("token", "rotate", str(token_id))
     assert rotated.returncode == 0 and "stored login now uses the new secret" in rotated.stderr

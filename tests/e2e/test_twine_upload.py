@@ -13,6 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from repo.db import now
+
 from .live import LiveServer, run, tool, twine_upload
 
 
@@ -142,8 +144,7 @@ def test_bad_token_gets_401_on_upload(live_server, team, dists, client_env, whic
 
 
 def _expired(server) -> bool:
-    now = "strftime('%Y-%m-%dT%H:%M:%fZ')"
-    return bool(server.query(f"SELECT 1 FROM tokens WHERE expires <= {now}"))
+    return bool(server.query("SELECT 1 FROM tokens WHERE expires <= ?", now()))
 
 
 def test_other_users_private_channel_is_404(live_server, team, dists, client_env):

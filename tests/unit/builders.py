@@ -192,12 +192,12 @@ def refusal(response: TestResponse) -> str:
 def stored(app: Flask) -> dict[str, object]:
     """What an upload can leave behind: rows, committed blobs, and files in the blob tmp dir."""
     db = get_db()
-    root = Path(app.config["BLOB_DIR"])
+    store = app.extensions["blobs"]
     return {
         "files": db.execute("SELECT count(*) FROM files").fetchone()[0],
         "packages": db.execute("SELECT count(*) FROM packages").fetchone()[0],
-        "blobs": sorted(path.name for path in root.glob("??/??/*")),
-        "tmp": sorted(os.listdir(root / "tmp")),
+        "blobs": sorted(blob.sha256 for blob in store.listing()),
+        "tmp": sorted(os.listdir(store.tmp_dir)),
     }
 
 

@@ -7,9 +7,10 @@ import functools
 import pytest
 from werkzeug.security import generate_password_hash
 
-from repo import accounts, create_app
+from repo import accounts
 from repo.db import get_db
 
+from ..conftest import make_app
 from .apicalls import Api
 from .builders import token_auth
 from .webui import Visitor
@@ -25,7 +26,7 @@ def owner(repo):
 @pytest.fixture
 def small(tmp_path):
     """An app that takes uploads of at most 1 MB, with a write token for its channel 'ch'."""
-    app = create_app({"DATA_DIR": str(tmp_path / "small"), "MAX_UPLOAD_MB": 1, "TESTING": True})
+    app = make_app(tmp_path / "small", MAX_UPLOAD_MB=1)
     with app.app_context():
         db = get_db()
         user_id = accounts.create_user(db, "alice", "alice-password")

@@ -63,14 +63,14 @@ from markupsafe import escape
 from werkzeug.security import generate_password_hash
 from werkzeug.test import TestResponse
 
-from repo import accounts, create_app, tokens
+from repo import accounts, tokens
 from repo.api.routing import ROUTES
 from repo.cran import paths
 from repo.db import get_db
 from repo.mirror import settings
 from repo.pypi import fastpath
 
-from ..conftest import UNTHROTTLED, expired_token
+from ..conftest import UNTHROTTLED, expired_token, make_app
 from .builders import (
     CHALLENGE,
     R_SOURCE_NAME,
@@ -267,7 +267,7 @@ class World:
 
     @property
     def tmp(self) -> Path:
-        return Path(self.app.config["BLOB_DIR"]) / "tmp"
+        return self.app.extensions["blobs"].tmp_dir
 
     def unique(self) -> int:
         return next(self.counter)
@@ -302,8 +302,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    config = {"DATA_DIR": str(tmp_path_factory.mktemp("matrix")), "TESTING": True}
-    app = create_app({**config, **UNTHROTTLED})
+    app = make_app(tmp_path_factory.mktemp("matrix"), **UNTHROTTLED)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(accounts, "generate_password_hash", partial(generate_password_hash,
                                                                   method=FAST_HASH))  # fmt: skip
@@ -845,8 +844,10 @@ def _mirror_target(world: World, channel: str):
             db, channel_id, "pypi", "http://127.0.0.1:9/simple/"
         )
         db.execute(
-            "INSERT OR REPLACE INTO mirror_pages (mirror_id, key, state, checked, changed)"
-            " VALUES (?, 'x', 'found', 100, '2026-01-01T00:00:00Z')",
+            "INSERT INTO mirror_pages (mirror_id, key, state, checked, changed)"
+            " VALUES (?, 'x', 'found', 100, '2026-01-01T00:00:00Z')"
+            " ON CONFLICT (mirror_id, key) DO UPDATE SET state = excluded.state,"
+            " checked = excluded.checked, changed = excluded.changed",
             (mirror.id,),
         )
     return {}, partial(_mirror_state, mirror_id=mirror.id), 0

@@ -12,20 +12,21 @@ import hashlib
 import os
 import random
 import threading
+import time
 
 import pytest
 
-from repo.blobs import PARALLEL_FROM, BlobStore
+from repo.blobs import PARALLEL_FROM, FolderBlobStore
 
 MiB = 1024 * 1024
 
 
 @pytest.fixture
 def store(tmp_path):
-    return BlobStore(tmp_path / "blobs")
+    return FolderBlobStore(tmp_path / "blobs")
 
 
-def committed(store: BlobStore) -> list[str]:
+def committed(store: FolderBlobStore) -> list[str]:
     return sorted(str(path.relative_to(store.root)) for path in store.root.glob("??/??/*"))
 
 
@@ -125,6 +126,31 @@ def test_delete_removes_a_blob_and_is_harmless_when_missing(store):
     assert not store.exists(sha256) and committed(store) == []
 
 
+def test_a_blob_reads_back_by_its_sha256_and_a_missing_one_is_file_not_found(store):
+    sha256 = store.holding(b"read me").commit()
+    missing = hashlib.sha256(b"never stored").hexdigest()
+
+    with store.open(sha256) as blob:
+        assert blob.read() == b"read me"
+    assert store.size(sha256) == 7 and store.local_path(sha256) == store.path(sha256)
+    for read in (store.open, store.size, store.local_path):
+        with pytest.raises(FileNotFoundError):
+            read(missing)
+
+
+def test_the_listing_names_every_blob_with_its_mtime_and_nothing_else(store):
+    sha256 = store.holding(b"listed").commit()
+    stray = store.root / "ab" / "cd" / "notes.txt"  # not a blob
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"")
+
+    assert list(store.listing()) == [
+        (sha256, store.path(sha256).stat().st_mtime, store.path(sha256))
+    ]
+    assert store.abort_stale_uploads(time.time()) == []
+    assert store.drop_local_copies(set(), time.time()) == []
+
+
 @pytest.mark.parametrize(
     "name", ["", "a" * 63, "A" * 64, "g" * 64, "../" + "a" * 61, "a" * 65, "a" * 62 + "/x"]
 )
@@ -134,7 +160,7 @@ def test_path_refuses_anything_but_a_sha256(store, name):
 
 
 def test_discarded_blob_cannot_be_committed(tmp_path):
-    store = BlobStore(tmp_path)
+    store = FolderBlobStore(tmp_path)
     pending = store.begin()
     pending.write(b"gone")
     pending.discard()
@@ -145,7 +171,7 @@ def test_discarded_blob_cannot_be_committed(tmp_path):
 
 
 def test_commit_twice_returns_the_same_digest(tmp_path):
-    pending = BlobStore(tmp_path).begin()
+    pending = FolderBlobStore(tmp_path).begin()
     pending.write(b"twice")
 
     assert pending.commit() == pending.commit() == hashlib.sha256(b"twice").hexdigest()

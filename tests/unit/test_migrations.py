@@ -12,6 +12,8 @@ import pytest
 from repo import accounts, create_app, db, tokens
 
 SCHEMA = Path(__file__).parents[2] / "schema.sql"
+# SQLite's schema and migrations: test_postgres.py has PostgreSQL's, and their parity.
+pytestmark = pytest.mark.embedded_only
 
 
 def schema_version() -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from repo.db import connect, transaction
+from repo.db import open_connection, transaction
 from repo.mirror import fetch, lease, settings
 
 from .builders import send
@@ -152,8 +152,8 @@ def received(response) -> tuple[bytes, BaseException | None]:
 
 def stored(app) -> tuple[set[str], list[Path]]:
     """The blobs in the store, and whatever is left in its tmp/."""
-    root = Path(app.config["BLOB_DIR"])
-    return {p.name for p in root.glob("??/??/*")}, list((root / "tmp").iterdir())
+    store = app.extensions["blobs"]
+    return {blob.sha256 for blob in store.listing()}, list(store.tmp_dir.iterdir())
 
 
 def test_first_request_streams_before_the_upstream_has_sent_everything(
@@ -283,13 +283,14 @@ def test_followers_break_too_when_the_leaders_fetch_fails(app, repo, mirror, ups
     assert stored(app) == (set(), [])
 
 
-def dead_leader(db, mirror, path: Path, written: bytes) -> None:
-    """The lease of a worker killed after writing `written`: it renews no more, and its term
-    runs out in half a second."""
+def dead_leader(db, mirror, path: Path, written: bytes, host: str = socket.gethostname()) -> None:
+    """The lease of a worker (on `host`) killed after writing `written`: it renews no more,
+    and its term runs out in half a second."""
     path.write_bytes(written)
     with transaction(db):
-        db.execute("INSERT INTO mirror_leases VALUES (?, '1:1', ?, ?)",
-                   (f"file:{mirror.id}:/{WHEEL}", time.time() + 0.5, str(path)))  # fmt: skip
+        db.execute("INSERT INTO mirror_leases VALUES (?, ?, ?, ?)",
+                   (f"file:{mirror.id}:/{WHEEL}", f"{host}:1:1", time.time() + 0.5,
+                    str(path)))  # fmt: skip
 
 
 def test_a_dead_leaders_followers_break_and_the_next_request_fetches(
@@ -303,6 +304,19 @@ def test_a_dead_leaders_followers_break_and_the_next_request_fetches(
 
     assert isinstance(error, fetch.BrokenTransfer) and got == BODY[:999]
     assert after.data == BODY
+    assert upstream.gets(f"/packages/{WHEEL}") == 1
+
+
+def test_a_leader_on_another_server_is_waited_for_and_never_tailed(
+    client, repo, mirror, upstream, tmp_path
+):
+    row = listed(repo.db, mirror, upstream)
+    # Its path names a file on its own host: the one here of that name is not it.
+    dead_leader(repo.db, mirror, tmp_path / "pending", BODY[:1000], host="elsewhere")
+
+    got, error = received(client.get(url_of(row)))
+
+    assert (got, error) == (BODY, None)
     assert upstream.gets(f"/packages/{WHEEL}") == 1
 
 
@@ -439,7 +453,7 @@ def test_metadata_upstream_does_not_offer_is_404(client, repo, mirror, upstream)
 
 def serve(app, mirror, row, **options) -> tuple[bytes, BaseException | None]:
     """fetch.serve as the CRAN side calls it for one of its rows."""
-    db = connect(app.config["DATABASE"])
+    db = open_connection(app)
     try:
         with app.test_request_context("/api/repo/ch/cran/src/contrib/x"):
             response = fetch.serve(app, db, mirror, row, **options)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
-from repo.db import connect
+from repo.db import open_connection
 from repo.mirror import lease
 
 
@@ -13,7 +14,7 @@ def test_one_thread_of_many_takes_a_lease(app):
     won = []
 
     def attempt():
-        db = connect(app.config["DATABASE"])
+        db = open_connection(app)
         won.append(lease.take(db, "file:x.whl"))
         db.close()
 
@@ -48,7 +49,7 @@ def test_wait_returns_when_the_holder_releases(app, repo):
     taken, go = threading.Event(), threading.Event()
 
     def hold():
-        db = connect(app.config["DATABASE"])
+        db = open_connection(app)
         assert lease.take(db, "k")
         taken.set()
         go.wait(10)
@@ -73,3 +74,12 @@ def test_only_the_holder_releases(repo):
     thread.join(10)
 
     assert lease.held(repo.db, "k") is not None
+
+
+def test_a_holder_names_its_host_and_only_this_hosts_holders_are_local(repo):
+    assert lease.take(repo.db, "k")
+    held = lease.held(repo.db, "k")
+
+    assert held["holder"].startswith(f"{socket.gethostname()}:")
+    assert lease.on_this_host(held)
+    assert not lease.on_this_host({"holder": "elsewhere:1:2"})

@@ -10,11 +10,10 @@ from datetime import timedelta
 
 import pytest
 
-from repo import create_app
 from repo.errors import Invalid
 from repo.mirror import lease, settings, sync
 
-from ..conftest import UNTHROTTLED
+from ..conftest import UNTHROTTLED, make_app
 from ..e2e.upstreams import FakePyPI
 from .test_mirror_pypi import dist
 from .test_mirror_upstream import Clock
@@ -29,8 +28,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def app(tmp_path, clock):
-    app = create_app({"DATA_DIR": str(tmp_path / "data"), "TESTING": True, "CLOCK": clock,
-                      **UNTHROTTLED})  # fmt: skip
+    app = make_app(tmp_path / "data", CLOCK=clock, **UNTHROTTLED)
     with app.app_context():
         yield app
     if "upstream_client" in app.extensions:
@@ -140,7 +138,6 @@ def test_a_sync_another_worker_holds_is_skipped(app, repo, channel_id, fake, clo
     # Another process's holder: this thread's lease.take() must find it held.
     repo.db.execute("INSERT INTO mirror_leases VALUES (?, 'other:1', ?, NULL)",
                     (f"sync:{mirror.id}", time.time() + lease.TERM))  # fmt: skip
-    repo.db.commit()
 
     assert sync.run(app, mirror.id, lambda _line: None) is None
     assert state(repo, mirror.id)["last_sync"] is None

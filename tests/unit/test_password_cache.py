@@ -10,7 +10,7 @@ import pytest
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from repo import accounts, password_cache
-from repo.db import connect, get_db
+from repo.db import get_db, open_connection
 from repo.password_cache import PasswordCache
 
 from .builders import basic, refusal, send
@@ -58,7 +58,7 @@ def test_a_change_made_by_another_process_counts_on_the_next_request(
     app, client, alice, hash_checks, change, new_password_works
 ):
     assert send(client, "GET", PAGE, headers=ALICE).status_code == 200
-    other_worker = connect(app.config["DATABASE"])
+    other_worker = open_connection(app)
     change(other_worker, alice)
     other_worker.close()
 

@@ -1,5 +1,6 @@
 """The settings an admin gives in the environment: the secret key (given, or generated once
-and kept, so sessions survive a restart) and the trusted reverse proxies."""
+and kept, so sessions survive a restart) and the trusted reverse proxies. With PostgreSQL the
+generated key is the database's (test_postgres.py)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from repo import accounts, config, create_app
+from repo import accounts, config
 from repo.db import get_db
 
+from ..conftest import make_app, restarted
 from .webui import Visitor, text
 
 
-def make_app(data_dir: Path, **settings):
-    return create_app({"DATA_DIR": str(data_dir), "TESTING": True, **settings})
-
-
+# The key file is the SQLite data dir's: test_postgres.py has the database's shared key.
+@pytest.mark.embedded_only
 def test_a_generated_secret_key_is_kept_private_and_reused(tmp_path):
     first = make_app(tmp_path / "data")
     second = make_app(tmp_path / "data")
@@ -37,17 +37,16 @@ def test_a_session_survives_a_restart_of_the_server(tmp_path):
     visitor.login("alice")
     cookie = visitor.client.get_cookie("session")
 
-    restarted = make_app(tmp_path / "data").test_client()
-    restarted.set_cookie(cookie.key, cookie.value)
+    again = restarted(first).test_client()
+    again.set_cookie(cookie.key, cookie.value)
 
-    assert "Signed in as <strong>alice</strong>" in text(restarted.get("/tokens"))
+    assert "Signed in as <strong>alice</strong>" in text(again.get("/tokens"))
 
 
 def test_repo_secret_key_is_used_and_nothing_is_generated(tmp_path, monkeypatch):
     monkeypatch.setenv("REPO_SECRET_KEY", "a-secret-the-admin-chose")
-    monkeypatch.setenv("REPO_DATA_DIR", str(tmp_path / "data"))
 
-    app = create_app({"TESTING": True})
+    app = make_app(tmp_path / "data")
 
     assert app.config["SECRET_KEY"] == "a-secret-the-admin-chose"
     assert not (tmp_path / "data" / "secret_key").exists()
@@ -85,6 +84,8 @@ def test_without_trusted_proxies_forwarded_headers_are_ignored(tmp_path, channel
     assert "http://localhost/api/repo/ch" in page
 
 
+# The files it closes are SQLite's database.
+@pytest.mark.embedded_only
 def test_keep_private_closes_an_old_data_dir(tmp_path):
     data_dir = tmp_path / "old"
     make_app(data_dir)

@@ -177,7 +177,6 @@ def test_owners_see_an_active_mirrors_sync_list_and_last_sync(channels, repo, vi
     before = text(visitor.get("/channels/secret"))
     repo.db.execute("UPDATE mirrors SET last_sync = '2026-11-30T10:00:00.000000Z',"
                     " sync_result = '2 files cached, 0 problems'")  # fmt: skip
-    repo.db.commit()
     after = text(visitor.get("/channels/secret"))
 
     assert "active: syncs abc, xyz every 86400 s; last sync not yet" in before

@@ -3,8 +3,6 @@ and that nobody else can."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from repo import accounts, files
@@ -55,12 +53,12 @@ def test_owner_yanks_with_a_reason_and_unyanks(shop, visitor):
 def test_owner_deletes_the_last_file_and_the_package_goes_too(app, shop, visitor):
     visitor.login("alice")
     row = the_file(shop.channel_id)
-    blob = Path(app.config["BLOB_DIR"]) / row["sha256"][:2] / row["sha256"][2:4] / row["sha256"]
+    store = app.extensions["blobs"]
     response = visitor.post(f"/channels/ch/files/{row['id']}/delete")
     assert response.headers["Location"] == "/channels/ch"
     assert the_file(shop.channel_id) is None
     assert files.package_detail(get_db(), shop.channel_id, "pypi", "demo-pkg") is None
-    assert blob.exists(), "the blob waits for `repo gc`"
+    assert store.exists(row["sha256"]), "the blob waits for `repo gc`"
     assert visitor.get("/channels/ch/pypi/demo-pkg").status_code == 404
 
 

@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from flask import Flask, url_for
 
-from repo import accounts, config, create_app, sessions
+from repo import accounts, config, sessions
 from repo.db import get_db, now
 from repo.ui import routes as ui_routes
 
+from ..conftest import dump, make_app
 from .webui import Visitor, text
 
 pytestmark = pytest.mark.usefixtures("fast_passwords")
@@ -116,7 +117,7 @@ def test_database_holds_only_the_sha256_of_a_session_id(repo, visitor):
     db = get_db()
     hashes = [row["hash"] for row in db.execute("SELECT hash FROM sessions")]
     assert hashes == [hashlib.sha256(session_id.encode()).hexdigest()]
-    assert session_id not in "\n".join(db.iterdump())
+    assert session_id not in dump(db)
 
 
 @pytest.mark.parametrize(
@@ -219,7 +220,7 @@ def test_starting_a_session_deletes_those_that_have_ended(app, repo):
 
 
 def test_sign_in_is_throttled_per_address(tmp_path):
-    app = create_app({"DATA_DIR": str(tmp_path / "t"), "TESTING": True, "AUTH_FAILURE_LIMIT": 2})
+    app = make_app(tmp_path / "t", AUTH_FAILURE_LIMIT=2)
     with app.app_context():
         accounts.create_user(get_db(), "alice", "alice-password")
         visitor = Visitor(app.test_client())
@@ -243,7 +244,7 @@ def test_secure_cookies_setting(tmp_path):
     assert config.from_environ({})["SECURE_COOKIES"] is False
     with pytest.raises(ValueError):
         config.from_environ({"REPO_SECURE_COOKIES": "maybe"})
-    app = create_app({"DATA_DIR": str(tmp_path / "s"), "SECURE_COOKIES": True})
+    app = make_app(tmp_path / "s", SECURE_COOKIES=True)
     assert app.config["SESSION_COOKIE_SECURE"] is True
 
 

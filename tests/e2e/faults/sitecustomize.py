@@ -29,18 +29,19 @@ MEET_DEADLINE = 30
 
 
 def _state() -> dict:
-    """Where this request stands in the database: the connection of its thread, if any."""
+    """Where this request stands in the database: the connection of its thread, if any, on
+    either engine; and on SQLite how durable its commit is (the PRAGMA is SQLite's own)."""
     from flask import has_app_context
 
-    from repo.db import get_db
+    from repo.db import dialect, get_db
 
     if not has_app_context():
         return {}
     db = get_db()
-    return {
-        "in_transaction": db.in_transaction,
-        "synchronous": db.execute("PRAGMA synchronous").fetchone()[0],
-    }
+    state = {"dialect": dialect(db), "in_transaction": db.in_transaction}
+    if state["dialect"] == "sqlite":
+        state["synchronous"] = db.execute("PRAGMA synchronous").fetchone()[0]
+    return state
 
 
 def _write_atomically(path: Path, data: dict) -> None:
@@ -144,6 +145,7 @@ def install() -> None:
     # The points of an upload, in order, and of an R index build.
     _wrap(repo.pypi.metadata, "read_distribution", after="distribution-read")
     _wrap(repo.files, "publish", before="publish", after="published")
+    # Both stores' pending blobs commit through this one method (S3's places differently).
     _wrap(repo.blobs.PendingBlob, "commit", after="blob-committed")
     _wrap(repo.cran.cache, "_build", before="index-build")
     repo.cran.cache.os = _OsOfTheIndexCache()

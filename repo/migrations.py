@@ -1,0 +1,208 @@
+"""The migrations of each engine: each brings a database one version further, in a
+transaction of its own (sqlite-utils' named migrations). schema.sql and schema-postgres.sql are
+always the newest schema, so a fresh database skips them all; a test keeps the two in step."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .db import Connection
+
+
+def _add_auth_failures(connection: sqlite3.Connection) -> None:
+    """Version 2: failed authentications per address, for throttling."""
+    connection.execute(
+        "CREATE TABLE auth_failures (address TEXT PRIMARY KEY, window_start REAL NOT NULL,"
+        " count INTEGER NOT NULL)"
+    )
+
+
+def _add_sessions_and_used_filenames(connection: sqlite3.Connection) -> None:
+    """Version 3: server-side UI sessions, the names of deleted files, and an index to prune
+    the throttle table by."""
+    connection.execute("CREATE INDEX auth_failures_window ON auth_failures(window_start)")
+    connection.execute(
+        "CREATE TABLE sessions (hash TEXT PRIMARY KEY, user_id INTEGER NOT NULL"
+        " REFERENCES users(id) ON DELETE CASCADE, created TEXT NOT NULL, expires TEXT NOT NULL)"
+    )
+    connection.execute("CREATE INDEX sessions_user ON sessions(user_id)")
+    connection.execute(
+        "CREATE TABLE used_filenames (channel_id INTEGER NOT NULL REFERENCES channels(id)"
+        " ON DELETE CASCADE, kind TEXT NOT NULL CHECK (kind IN ('pypi', 'cran')),"
+        " subdir TEXT NOT NULL, filename TEXT NOT NULL, sha256 TEXT NOT NULL,"
+        " PRIMARY KEY (channel_id, kind, subdir, filename))"
+    )
+
+
+def _add_mirrors(connection: sqlite3.Connection) -> None:
+    """Version 4: mirror channels (upstreams, their pages and files, fetch leases, rules)."""
+    # One statement at a time: executescript() would commit the migration's transaction.
+    sql = "\n".join(line for line in _MIRROR_TABLES.splitlines() if not line.startswith("--"))
+    for statement in sql.split(";"):
+        if statement.strip():
+            connection.execute(statement)
+
+
+# The tables of version 4, as schema.sql had them then (tests/fixtures/schemas/v4.sql).
+_MIRROR_TABLES = """
+-- An upstream index a channel mirrors (a pull-through cache), at most one per side. The
+-- credentials are sent to the source's host only and never shown or logged; the rest of the
+-- row is the upstream's health (last success, last error, the circuit breaker). `quota`:
+-- bytes of cached mirror-only files kept (least recently downloaded evicted first, R17);
+-- `min_age`: seconds an upstream file's upload-time must be past to be offered (R21).
+CREATE TABLE mirrors (
+    id            INTEGER PRIMARY KEY,
+    channel_id    INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+    kind          TEXT NOT NULL CHECK (kind IN ('pypi', 'cran')),
+    source        TEXT NOT NULL,
+    file_hosts    TEXT NOT NULL DEFAULT '[]',
+    ttl           INTEGER NOT NULL,
+    mode          TEXT NOT NULL DEFAULT 'passive' CHECK (mode IN ('passive', 'active')),
+    username      TEXT,
+    password      TEXT,
+    created       TEXT NOT NULL,
+    last_success  TEXT,
+    last_error    TEXT,
+    last_error_at TEXT,
+    failures      INTEGER NOT NULL DEFAULT 0,
+    open_until    REAL NOT NULL DEFAULT 0,
+    open_for      REAL NOT NULL DEFAULT 0,
+    quota         INTEGER,
+    min_age       INTEGER,
+    UNIQUE (channel_id, kind)
+);
+
+-- What the upstream last said of one project page (pypi: the normalized name) or one index
+-- (cran: the contrib directory, or src/contrib/Meta/archive.rds): its validators and serial
+-- (pypi: the upstream's; cran: the mirror's own count of changes to its stored indexes, which
+-- names the channel's index set), when it was last checked (epoch seconds), when its content
+-- last changed, and its PEP 792 status.
+CREATE TABLE mirror_pages (
+    mirror_id     INTEGER NOT NULL REFERENCES mirrors(id) ON DELETE CASCADE,
+    key           TEXT NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('found', 'missing')),
+    display_name  TEXT,
+    etag          TEXT,
+    last_modified TEXT,
+    serial        INTEGER,
+    checked       REAL NOT NULL,
+    changed       TEXT NOT NULL,
+    status        TEXT NOT NULL DEFAULT 'active',
+    status_reason TEXT,
+    PRIMARY KEY (mirror_id, key)
+);
+
+-- The files an upstream page or index lists, as it advertised them, and the blob once fetched
+-- (blob_sha256 and metadata_blob stay NULL until then). `fields` holds a CRAN row verbatim.
+CREATE TABLE mirror_files (
+    id              INTEGER PRIMARY KEY,
+    mirror_id       INTEGER NOT NULL REFERENCES mirrors(id) ON DELETE CASCADE,
+    project         TEXT NOT NULL,
+    subdir          TEXT NOT NULL DEFAULT '',
+    filename        TEXT NOT NULL,
+    version         TEXT NOT NULL,
+    url             TEXT NOT NULL,
+    sha256          TEXT,
+    md5             TEXT,
+    size            INTEGER,
+    upload_time     TEXT,
+    requires_python TEXT,
+    yanked          INTEGER NOT NULL DEFAULT 0,
+    yanked_reason   TEXT,
+    core_metadata   TEXT,
+    fields          TEXT NOT NULL DEFAULT '{}',
+    listed          INTEGER NOT NULL DEFAULT 1,
+    blob_sha256     TEXT,
+    metadata_blob   TEXT,
+    fetched         TEXT,
+    last_download   TEXT,
+    UNIQUE (mirror_id, subdir, filename)
+);
+CREATE INDEX mirror_files_project ON mirror_files(mirror_id, project);
+CREATE INDEX mirror_files_sha256 ON mirror_files(sha256);
+
+-- Single flight across threads and worker processes: whoever holds the lease on a key (a
+-- file, a page) fetches it; the others wait for it or read the file it is writing.
+CREATE TABLE mirror_leases (
+    key     TEXT PRIMARY KEY,
+    holder  TEXT NOT NULL,
+    expires REAL NOT NULL,
+    path    TEXT
+);
+
+-- Dependency confusion: names (or prefixes, 'acme-*') upstream is never asked for, and the
+-- private names whose upstream releases an owner chose to merge in.
+CREATE TABLE mirror_rules (
+    channel_id INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+    kind       TEXT NOT NULL CHECK (kind IN ('pypi', 'cran')),
+    pattern    TEXT NOT NULL,
+    rule       TEXT NOT NULL CHECK (rule IN ('reserve', 'merge')),
+    PRIMARY KEY (channel_id, kind, pattern, rule)
+);
+"""
+
+
+def _scope_every_token(connection: sqlite3.Connection) -> None:
+    """Version 5: channel descriptions, and a scope on every token: the user tokens made
+    before (scope NULL, their user's full rights) become `manage`. SQLite cannot change a
+    CHECK in place, so the tokens table is rebuilt (no table references it)."""
+    connection.execute("ALTER TABLE channels ADD COLUMN description TEXT NOT NULL DEFAULT ''")
+    connection.execute(_TOKENS_V5)
+    connection.execute(
+        "INSERT INTO tokens_v5 (id, hash, user_id, channel_id, scope, label, created, expires,"
+        " last_used, revoked) SELECT id, hash, user_id, channel_id, coalesce(scope, 'manage'),"
+        " label, created, expires, last_used, revoked FROM tokens"
+    )
+    connection.execute("DROP TABLE tokens")
+    connection.execute("ALTER TABLE tokens_v5 RENAME TO tokens")
+    connection.execute("CREATE INDEX tokens_user ON tokens(user_id)")
+
+
+# The tokens table of version 5, as schema.sql has it (a test compares the two).
+_TOKENS_V5 = """
+CREATE TABLE tokens_v5 (
+    id         INTEGER PRIMARY KEY,
+    hash       TEXT NOT NULL UNIQUE,
+    user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    channel_id INTEGER REFERENCES channels(id) ON DELETE CASCADE,
+    scope      TEXT NOT NULL CHECK (scope IN ('read', 'write', 'manage')),
+    label      TEXT NOT NULL DEFAULT '',
+    created    TEXT NOT NULL,
+    expires    TEXT,
+    last_used  TEXT,
+    revoked    TEXT,
+    CHECK (channel_id IS NULL OR scope IN ('read', 'write'))
+)
+"""
+
+
+def _add_mirror_sync(connection: sqlite3.Connection) -> None:
+    """Version 6: an active mirror's scheduled sync (its allow-list, period and last run)."""
+    columns = (
+        "sync_list TEXT NOT NULL DEFAULT '[]'",
+        "sync_every INTEGER",
+        "next_sync REAL NOT NULL DEFAULT 0",
+        "last_sync TEXT",
+        "sync_result TEXT",
+    )
+    for column in columns:
+        connection.execute(f"ALTER TABLE mirrors ADD COLUMN {column}")
+
+
+# SQLITE[n] brings a database at user_version n+1 to n+2; schema.sql is always the newest
+# schema, so a fresh database skips them all.
+SQLITE: list[Callable[[sqlite3.Connection], None]] = [
+    _add_auth_failures,
+    _add_sessions_and_used_filenames,
+    _add_mirrors,
+    _scope_every_token,
+    _add_mirror_sync,
+]
+
+# PostgreSQL came at version 6 (schema-postgres.sql's then): POSTGRES[n] brings a database at
+# schema_version n+6 to n+7, the same step as SQLITE[n+5].
+POSTGRES_FIRST = 6
+POSTGRES: list[Callable[[Connection], None]] = []

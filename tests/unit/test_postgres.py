@@ -1,0 +1,380 @@
+"""PostgreSQL behind repo.db's face, on the session's throwaway cluster whatever the stack: the
+same tables as SQLite's, the schema made and migrated under the write lock by servers starting
+at once, sqlite3's answers to the same SQL, write transactions one at a time, snapshots, a
+server restart survived, a shared secret key, and copies to and from a SQLite file."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from repo import accounts, create_app, db, files, migrations, postgres
+from repo.errors import disk_full
+
+from .. import conftest
+
+
+@pytest.fixture
+def url(request) -> str:
+    """A new, empty database."""
+    return conftest.STACK.postgres.fresh_database(request.node.name)
+
+
+def start(tmp_path, url: str, name: str = "data", **settings):
+    """A server on the database `url`, with a data dir of its own."""
+    return create_app({"DATA_DIR": str(tmp_path / name), "TESTING": True, "DATABASE_URL": url,
+                       **settings})  # fmt: skip
+
+
+@pytest.fixture
+def pg(tmp_path, url):
+    """A connection of its own to an app's (migrated) PostgreSQL database."""
+    connection = db.open_connection(start(tmp_path, url))
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def lite(tmp_path):
+    connection = db.connect(str(tmp_path / "lite.sqlite3"))
+    db.init_db(connection, db.schema_text())
+    yield connection
+    connection.close()
+
+
+# --- the schema -------------------------------------------------------------------------
+
+# Bookkeeping that SQLite keeps elsewhere: PRAGMA user_version, and files in the data dir.
+POSTGRES_ONLY = {"schema_version", "server_secrets"}
+
+
+def sqlite_shape(connection) -> dict:
+    """Each table's columns (name, not null, primary key) and its index names."""
+    shape = {}
+    for table in db.tables():
+        columns = connection.execute(
+            f"SELECT name, \"notnull\", pk FROM pragma_table_info('{table}')"
+        )
+        indexes = connection.execute(f"SELECT name FROM pragma_index_list('{table}')"
+                                     " WHERE origin = 'c'")  # fmt: skip
+        # A primary key is never NULL on PostgreSQL, nor in what repo writes on SQLite.
+        shape[table] = ([(name, bool(notnull or pk), bool(pk)) for name, notnull, pk in columns],
+                        sorted(row[0] for row in indexes))  # fmt: skip
+    return shape
+
+
+def postgres_shape(connection) -> dict:
+    tables = connection.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+    ).fetchall()
+    shape = {}
+    for (table,) in tables:
+        columns = connection.execute(
+            "SELECT column_name, is_nullable = 'NO', column_name IN (SELECT kcu.column_name"
+            "  FROM information_schema.table_constraints AS tc"
+            "  JOIN information_schema.key_column_usage AS kcu"
+            "  ON kcu.constraint_name = tc.constraint_name AND kcu.table_name = tc.table_name"
+            "  WHERE tc.table_name = ? AND tc.constraint_type = 'PRIMARY KEY')"
+            " FROM information_schema.columns WHERE table_name = ?"
+            " AND table_schema = current_schema() ORDER BY ordinal_position",
+            (table, table),
+        ).fetchall()
+        indexes = connection.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = ? AND indexname NOT LIKE '%_pkey'"
+            " AND indexname NOT LIKE '%_key'",
+            (table,),
+        ).fetchall()
+        shape[table] = ([(name, bool(notnull), bool(pk)) for name, notnull, pk in columns],
+                        sorted(row[0] for row in indexes))  # fmt: skip
+    return shape
+
+
+def test_both_schemas_have_the_same_tables_columns_keys_and_indexes(pg, lite):
+    ours = postgres_shape(pg)
+
+    assert set(ours) - set(db.tables()) == POSTGRES_ONLY
+    assert {table: ours[table] for table in db.tables()} == sqlite_shape(lite)
+
+
+def test_both_schemas_are_at_the_same_version(pg, lite):
+    versions = [row[0] for row in pg.execute("SELECT version FROM schema_version")]
+
+    assert versions == [lite.execute("PRAGMA user_version").fetchone()[0]]
+    assert versions[0] == migrations.POSTGRES_FIRST + len(migrations.POSTGRES)
+
+
+def test_the_app_makes_the_schema_in_an_empty_database_and_a_restart_keeps_the_data(tmp_path, url):
+    with start(tmp_path, url).app_context():
+        accounts.create_user(db.get_db(), "alice", "alice-password")
+
+    with start(tmp_path, url, "again").app_context():
+        assert accounts.user_count(db.get_db()) == 1
+        assert db.get_db().execute("SELECT count(*) FROM schema_version").fetchone()[0] == 1
+
+
+def test_a_database_at_an_older_version_is_migrated_once(tmp_path, url, monkeypatch):
+    start(tmp_path, url)
+
+    def add_a_column(connection):
+        connection.execute("ALTER TABLE channels ADD COLUMN motto TEXT NOT NULL DEFAULT ''")
+
+    monkeypatch.setattr(migrations, "POSTGRES", [*migrations.POSTGRES, add_a_column])
+    apps = [start(tmp_path, url, f"s{number}") for number in range(2)]
+
+    with apps[1].app_context():
+        version = db.get_db().execute("SELECT version FROM schema_version").fetchone()[0]
+        assert version == migrations.POSTGRES_FIRST + len(migrations.POSTGRES)
+        assert db.get_db().execute("SELECT motto FROM channels").fetchall() == []
+
+
+def test_servers_starting_at_once_on_an_empty_database_make_one_schema_and_share_a_key(
+    tmp_path, url
+):
+    barrier = threading.Barrier(4)
+
+    def server(number: int):
+        barrier.wait(10)
+        return start(tmp_path, url, f"s{number}")
+
+    with ThreadPoolExecutor(4) as pool:
+        apps = list(pool.map(server, range(4)))
+
+    assert len({app.config["SECRET_KEY"] for app in apps}) == 1
+    with apps[0].app_context():
+        assert db.get_db().execute("SELECT count(*) FROM schema_version").fetchone()[0] == 1
+    assert not any((tmp_path / f"s{number}" / "secret_key").exists() for number in range(4))
+
+
+def test_a_given_secret_key_wins_over_the_databases(tmp_path, url):
+    shared = start(tmp_path, url).config["SECRET_KEY"]
+
+    given = start(tmp_path, url, "other", SECRET_KEY="the-admins-own")
+
+    assert len(shared) >= 64 and given.config["SECRET_KEY"] == "the-admins-own"
+
+
+def test_the_first_admin_is_made_once_by_servers_starting_together(tmp_path, url):
+    apps = [start(tmp_path, url, f"s{number}") for number in range(2)]
+    made = []
+
+    def first_start(app):
+        with app.app_context():
+            try:
+                accounts.create_user(db.get_db(), "admin", "admin-password", admin=True)
+                made.append(app)
+            except accounts.Conflict:
+                pass
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(first_start, apps))
+
+    assert len(made) == 1
+
+
+# --- the same answers as sqlite3 --------------------------------------------------------
+
+
+def test_placeholders_are_translated_outside_literals_with_percent_doubled():
+    sql = "SELECT '?', \"a?%\", ? FROM t WHERE x LIKE '%' || ? AND y = 'it''s ?'"
+
+    assert postgres.translate(sql) == (
+        "SELECT '?', \"a?%%\", %s FROM t WHERE x LIKE '%%' || %s AND y = 'it''s ?'"
+    )
+    with pytest.raises(ValueError, match="numbered"):
+        postgres.translate("SELECT ?1")
+
+
+def test_rows_answer_as_sqlite_rows_do(pg, lite):
+    for connection in (pg, lite):
+        user = accounts.create_user(connection, "alice", "alice-password")
+        accounts.create_channel(connection, "dev", user, public=True)
+    query = "SELECT id, name, public, ? AS flag, ? AS given FROM channels"
+
+    rows = [connection.execute(query, (True, "x%y")).fetchone() for connection in (pg, lite)]
+
+    assert [(row[0], row["name"], tuple(row)[2:], row.keys(), dict(row)) for row in rows] == [
+        (rows[1][0], "dev", (1, 1, "x%y"), ["id", "name", "public", "flag", "given"],
+         {"id": rows[1][0], "name": "dev", "public": 1, "flag": 1, "given": "x%y"})
+    ] * 2  # fmt: skip
+
+
+def test_the_same_queries_give_the_same_answers(pg, lite):
+    answers = []
+    for connection in (pg, lite):
+        user = accounts.create_user(connection, "Bob", "bob-password", admin=True)
+        accounts.create_channel(connection, "dev", user)
+        accounts.create_token(connection, user)
+        answers.append((
+            accounts.get_user(connection, "BOB")["name"],
+            [dict(row) for row in accounts.all_channels(connection)],
+            [{**row, "created": None} for row in accounts.list_tokens(connection, user)],
+            files.channel_packages(connection, 1, "X"),
+        ))  # fmt: skip
+    answers[0][1][0]["created"] = answers[1][1][0]["created"]
+
+    assert answers[0] == answers[1]
+
+
+def test_a_unique_violation_is_repo_db_integrity_error(pg):
+    accounts.create_user(pg, "alice", "alice-password")
+
+    with pytest.raises(db.IntegrityError) as raised, db.transaction(pg):
+        pg.execute("INSERT INTO users (name, password_hash, created) VALUES ('ALICE', '', '')")
+
+    assert raised.value.sqlstate == "23505"
+    assert not pg.in_transaction
+
+
+def test_postgres_disk_full_is_recognised():
+    assert disk_full(db.PostgresOperationalError("could not extend file", "53100"))
+    assert not disk_full(db.PostgresOperationalError("connection lost"))
+
+
+def test_a_failed_statement_caught_inside_a_transaction_fails_its_commit(pg):
+    with pytest.raises(db.PostgresError, match="rolled back"), db.transaction(pg):
+        pg.execute("INSERT INTO auth_failures VALUES ('a', 1.0, 1)")
+        with pytest.raises(db.DatabaseError):
+            pg.execute("SELECT no_such_column FROM users")
+
+    assert pg.execute("SELECT count(*) FROM auth_failures").fetchone()[0] == 0
+
+
+def test_deleting_ended_throttle_windows_can_go_through_the_index(pg):
+    pg.execute("SET enable_seqscan = off")  # a table of a few rows is read whole otherwise
+
+    plan = pg.execute("EXPLAIN DELETE FROM auth_failures WHERE window_start < ?", (1.0,))
+
+    assert "auth_failures_window" in " ".join(row[0] for row in plan)
+
+
+# --- transactions -----------------------------------------------------------------------
+
+
+def waiting_for_the_lock() -> int:
+    admin = psycopg_admin()
+    try:
+        return admin.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        ).fetchone()[0]
+    finally:
+        admin.close()
+
+
+def test_write_transactions_run_one_at_a_time(tmp_path, url):
+    app = start(tmp_path, url)
+    first, second = db.open_connection(app), db.open_connection(app)
+    order = []
+
+    def writer():
+        with db.transaction(second):
+            order.append("second")
+
+    with db.transaction(first):
+        thread = threading.Thread(target=writer)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while waiting_for_the_lock() == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        order.append("first")
+    thread.join(10)
+
+    assert order == ["first", "second"]
+    first.close()
+    second.close()
+
+
+def test_a_snapshot_sees_one_moment(pg, tmp_path, url):
+    accounts.create_channel(pg, "dev", accounts.create_user(pg, "alice", "alice-password"))
+    other = db.open_connection(start(tmp_path, url, "other"))
+    read = "SELECT revision FROM channels WHERE name = 'dev'"
+
+    with db.snapshot(pg):
+        before = pg.execute(read).fetchone()[0]
+        with db.transaction(other):
+            other.execute("UPDATE channels SET revision = revision + 1")
+        during = pg.execute(read).fetchone()[0]
+
+    assert before == during != pg.execute(read).fetchone()[0]
+    other.close()
+
+
+def test_a_connection_the_server_dropped_is_replaced(pg):
+    def drop():
+        pid = pg.execute("SELECT pg_backend_pid()").fetchone()[0]
+        admin = psycopg_admin()
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        admin.close()
+
+    drop()
+    assert pg.execute("SELECT 1").fetchone()[0] == 1  # outside a transaction: sent again
+
+    with pytest.raises(db.OperationalError), db.transaction(pg):
+        drop()
+        pg.execute("SELECT 1")
+    assert accounts.user_count(pg) == 0  # and the next one works
+
+
+def psycopg_admin():
+    import psycopg
+
+    return psycopg.connect(conftest.STACK.postgres.url("postgres"), autocommit=True)
+
+
+# --- copies to and from SQLite ----------------------------------------------------------
+
+
+def fill(connection) -> None:
+    alice = accounts.create_user(connection, "alice", "alice-password")
+    channel = accounts.create_channel(connection, "dev", alice, description="100% ours")
+    accounts.create_token(connection, alice, channel, "read", label="ci")
+    with db.transaction(connection):
+        connection.execute("INSERT INTO auth_failures VALUES ('192.0.2.1', 1764547200.123456, 3)")
+
+
+def contents(connection) -> dict:
+    return {table: [tuple(row) for row in connection.execute(f"SELECT * FROM {table}"
+                                                             " ORDER BY 1, 2")]
+            for table in db.tables()}  # fmt: skip
+
+
+def test_a_database_goes_to_sqlite_and_back_unchanged(pg, tmp_path, url):
+    fill(pg)
+    copy = tmp_path / "backup.sqlite3"
+
+    db.copy_to_sqlite(pg, copy)
+    restored = db.open_connection(start(tmp_path, conftest.STACK.postgres.fresh_database("to"),
+                                        "restored"))  # fmt: skip
+    db.copy_from_sqlite(restored, copy)
+
+    assert contents(restored) == contents(pg)
+    file = sqlite3.connect(copy)
+    assert file.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    file.close()
+    # New rows take new ids after the copied ones.
+    assert accounts.create_user(restored, "bob", "bob-password") == 2
+    restored.close()
+
+
+def test_a_sqlite_database_moves_to_postgresql(lite, pg, tmp_path):
+    fill(lite)
+    lite.close()
+
+    db.copy_from_sqlite(pg, tmp_path / "lite.sqlite3")
+
+    file = db.connect(str(tmp_path / "lite.sqlite3"))
+    assert contents(pg) == contents(file)
+    file.close()
+
+
+def test_a_copy_goes_only_into_an_empty_database_and_a_new_file(pg, lite, tmp_path):
+    fill(pg)
+    db.copy_to_sqlite(pg, tmp_path / "copy.sqlite3")
+
+    with pytest.raises(ValueError, match="not empty"):
+        db.copy_from_sqlite(pg, tmp_path / "copy.sqlite3")
+    with pytest.raises(FileExistsError):
+        db.copy_to_sqlite(pg, tmp_path / "copy.sqlite3")
