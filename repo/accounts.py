@@ -254,13 +254,20 @@ def create_channel(db: Connection, name: str, owner_id: int, public: bool = Fals
     return channel_id
 
 
+# Whether the channel mirrors an upstream (on either side), asked with the channel: a page of
+# a channel that mirrors nothing needs no further query (repo.mirror.pypi_pages).
+_MIRRORED = "EXISTS (SELECT 1 FROM mirrors WHERE mirrors.channel_id = channels.id) AS mirrored"
+
+
 def find_channel(db: Connection, name: str, identity: Identity | None = None) -> Row | None:
-    """The channel; with an identity, its membership role comes along in the same query
-    (`member_role`), saving role_in a query on every request."""
+    """The channel, and whether it mirrors anything (`mirrored`); with an identity, its
+    membership role comes along in the same query (`member_role`), saving role_in a query on
+    every request."""
     if identity is None:
-        return db.execute("SELECT * FROM channels WHERE name = ?", (name,)).fetchone()
+        return db.execute(f"SELECT *, {_MIRRORED} FROM channels WHERE name = ?",
+                          (name,)).fetchone()  # fmt: skip
     return db.execute(
-        "SELECT channels.*, memberships.role AS member_role FROM channels"
+        f"SELECT channels.*, memberships.role AS member_role, {_MIRRORED} FROM channels"
         " LEFT JOIN memberships ON memberships.channel_id = channels.id"
         " AND memberships.user_id = ? WHERE channels.name = ?",
         (identity.user_id, name),
@@ -512,24 +519,56 @@ def check_token(db: Connection, secret: str) -> Identity:
     if not tokens.well_formed(secret):
         raise TokenRefused("Invalid token")
     # Looking up by the sha256 of the secret leaves no timing channel on the secret itself.
-    token = db.execute(
-        "SELECT tokens.*, users.name AS user_name, users.is_admin, users.disabled FROM tokens"
-        " JOIN users ON users.id = tokens.user_id WHERE tokens.hash = ?",
-        (tokens.digest(secret),),
+    token = db.execute(f"SELECT {_TOKEN_COLUMNS} FROM tokens JOIN users ON users.id ="
+                       " tokens.user_id WHERE tokens.hash = ?",
+                       (tokens.digest(secret),)).fetchone()  # fmt: skip
+    return _admitted(db, token)
+
+
+# What check_token reads of a token and its user, under names no channel column has.
+_TOKEN_COLUMNS = (
+    "tokens.id AS token_id, tokens.user_id, tokens.channel_id AS token_channel_id,"
+    " tokens.scope AS token_scope, tokens.revoked, tokens.expires, tokens.last_used,"
+    " users.name AS user_name, users.is_admin, users.disabled"
+)
+_CHANNEL_KEYS = ("id", "name", "public", "revision", "created", "description", "member_role",
+                 "mirrored")  # fmt: skip
+
+
+def check_token_for_channel(db: Connection, secret: str, name: str) -> tuple[Identity, dict | None]:
+    """check_token and find_channel(name, identity) in one query: what the WSGI fast path asks
+    on every request, where a second round trip to PostgreSQL would cost more than the page."""
+    if not tokens.well_formed(secret):
+        raise TokenRefused("Invalid token")
+    row = db.execute(
+        f"SELECT {_TOKEN_COLUMNS}, channels.*, memberships.role AS member_role, {_MIRRORED}"
+        " FROM tokens JOIN users ON users.id = tokens.user_id"
+        " LEFT JOIN channels ON channels.name = ?"
+        " LEFT JOIN memberships ON memberships.channel_id = channels.id"
+        " AND memberships.user_id = tokens.user_id WHERE tokens.hash = ?",
+        (name, tokens.digest(secret)),
     ).fetchone()
+    identity = _admitted(db, row)
+    channel = {key: row[key] for key in _CHANNEL_KEYS} if row["id"] is not None else None
+    return identity, channel
+
+
+def _admitted(db: Connection, token: Row | None) -> Identity:
+    """The identity of a token row of _TOKEN_COLUMNS, if it may act now; else TokenRefused."""
     if token is None:
         raise TokenRefused("Invalid token")
     if token["revoked"]:
-        raise TokenRefused(f"Token {token['id']} has been revoked", "token_revoked")
+        raise TokenRefused(f"Token {token['token_id']} has been revoked", "token_revoked")
     stamp = now()
     if token["expires"] and token["expires"] <= stamp:
-        raise TokenRefused(f"Token {token['id']} has expired", "token_expired")
+        raise TokenRefused(f"Token {token['token_id']} has expired", "token_expired")
     if token["disabled"]:
-        raise TokenRefused(f"Token {token['id']} belongs to a disabled user")
+        raise TokenRefused(f"Token {token['token_id']} belongs to a disabled user")
     _touch(db, token, stamp)
     return Identity(
         user_id=token["user_id"], user_name=token["user_name"], is_admin=bool(token["is_admin"]),
-        token_id=token["id"], token_channel_id=token["channel_id"], token_scope=token["scope"],
+        token_id=token["token_id"], token_channel_id=token["token_channel_id"],
+        token_scope=token["token_scope"],
     )  # fmt: skip
 
 
@@ -539,7 +578,8 @@ def _touch(db: Connection, token: Row, stamp: str) -> None:
         return
     try:
         with transaction(db):
-            db.execute("UPDATE tokens SET last_used = ? WHERE id = ?", (stamp, token["id"]))
+            db.execute("UPDATE tokens SET last_used = ? WHERE id = ?",
+                       (stamp, token["token_id"]))  # fmt: skip
     except OperationalError as error:
         # Bookkeeping must not stop a read: on a full disk the install still works.
         if not disk_full(error):

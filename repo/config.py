@@ -30,7 +30,13 @@ def flag(raw: str) -> bool:
 # (environment variable, config key, parser, default, what it is)
 ENVIRONMENT: list[tuple[str, str, Callable[[str], object], object, str]] = [
     ("REPO_DATA_DIR", "DATA_DIR", str, "./data", "database, blobs and secret key live here"),
-    ("REPO_SECRET_KEY", "SECRET_KEY", str, None, "signs sessions; generated into the data dir"),
+    (
+        "REPO_SECRET_KEY",
+        "SECRET_KEY",
+        str,
+        None,
+        "signs sessions; generated into the data dir (with PostgreSQL, into the database)",
+    ),
     (
         "REPO_DATABASE_URL",
         "DATABASE_URL",

@@ -58,6 +58,8 @@ LOCAL = Snapshot(token="")
 def page_state(app: Flask, channel: Row, name: str) -> Snapshot | None:
     """The snapshot to answer `name`'s page with, without asking upstream; None when upstream
     must be asked first (never asked, or past its TTL while the breaker lets requests out)."""
+    if not channel["mirrored"]:
+        return LOCAL
     db = connection_for(app)
     key = settings.normalized(KIND, name)
     row = db.execute(_STATE, (key, name, channel["id"], KIND)).fetchone()
@@ -118,6 +120,8 @@ def contents(db: Connection, channel: Row, name: str,
 
 def root_state(app: Flask, channel: Row) -> Snapshot:
     """The root page's snapshot: it changes with any cached page and with the name rules."""
+    if not channel["mirrored"]:
+        return LOCAL
     db = connection_for(app)
     mirror = settings.find(db, channel["id"], KIND)
     if mirror is None:

@@ -6,8 +6,8 @@ A mirror channel's pages are keyed on the mirror's state as well as the channel'
 as the route does, and answers only when the mirror needs no word from upstream (a page within
 its TTL, or one the open breaker keeps to the files we hold); anything else, Flask revalidates.
 
-It only ever answers with success: it decides nothing of its own, but asks the same domain
-functions the routes ask (check_token, find_channel, role_in, choose_format), and whenever a
+It only ever answers with success: it decides nothing of its own, but asks what the routes
+ask (check_token and find_channel, here in one query; role_in, choose_format), and whenever a
 request is anything but plain (two credentials, a password, a query string, a refusal, a page
 not yet rendered) it hands the request to Flask untouched, which answers as it always does.
 """
@@ -64,11 +64,13 @@ class FastIndex:
         if secret is False:
             return None
         db = connection_for(self.app)
-        try:
-            identity = ANONYMOUS if secret is None else accounts.check_token(db, secret)
-        except TokenRefused:
-            return None
-        channel = accounts.find_channel(db, match["channel"], identity)
+        if secret is None:
+            identity, channel = ANONYMOUS, accounts.find_channel(db, match["channel"], ANONYMOUS)
+        else:
+            try:
+                identity, channel = accounts.check_token_for_channel(db, secret, match["channel"])
+            except TokenRefused:
+                return None
         if channel is None or accounts.role_in(db, identity, channel) is None:
             return None
         content_type = simple.choose_format(environ.get("HTTP_ACCEPT"), None)

@@ -8,8 +8,10 @@ scale stack's (tests/stacks), started by the tests on 127.0.0.1."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.client
 import json
+import os
 import threading
 import urllib.error
 import urllib.parse
@@ -104,6 +106,10 @@ def installed_abc(server: LiveServer, secret: str, library: Path, env: dict[str,
                      f' lib.loc = "{library}")))', env)  # fmt: skip
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().rsplit("\n", 1)[-1]
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def file_link(server: LiveServer, secret: str, project: str, filename: str) -> str:
@@ -395,3 +401,35 @@ def test_proxied_downloads_keep_range_and_304(pair, dists, client_env):
     status, headers, body = get(link, {"X-Auth": secret})
     assert status == 200 and body == data
     assert get(link, {"X-Auth": secret, "If-None-Match": headers["ETag"]})[0] == 304
+
+
+def test_a_one_machine_repo_moves_to_postgresql_and_s3_by_backup_and_restore(
+    tmp_path, dists, client_env
+):
+    embedded = {"REPO_DATABASE_URL": "", "REPO_BLOB_URL": ""}
+    single = LiveServer(tmp_path / "single", **embedded)
+    try:
+        single.cli("user", "create", "alice", "--password", "alice-password")
+        single.cli("channel", "create", "team", "--owner", "alice")
+        secret = token(single, "--channel", "team", "--scope", "write")
+        wheel, sdist = dists.build("moved", "1.0")
+        result = twine_upload(f"{single.url}/api/repo/team", [wheel, sdist], client_env, secret,
+                              "x-auth-token")  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        single.cli("backup", str(tmp_path / "backup"))
+    finally:
+        single.stop()
+
+    settings = shared_storage("moved")
+    restored = run([tool("repo"), "--data-dir", str(tmp_path / "new"), "restore",
+                    str(tmp_path / "backup")], {**os.environ, **settings})  # fmt: skip
+    assert restored.returncode == 0, restored.stderr
+    server = LiveServer(tmp_path / "new", **settings)
+    try:
+        assert server.blobs() >= {sha256_of(wheel), sha256_of(sdist)}
+        installed = pip_install(client_env, tmp_path / "t", simple(server, secret), "moved==1.0")
+        assert installed.returncode == 0, installed.stderr
+        assert (tmp_path / "t" / "moved" / "__init__.py").is_file()
+        assert "0 missing" in server.cli("fsck")
+    finally:
+        server.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from repo import accounts
+from repo.mirror import settings
 from repo.pypi import fastpath
 
 from .builders import META, basic, send, token_auth, twine_form, wheel
@@ -176,3 +177,39 @@ def test_a_warm_cache_is_never_served_to_a_token_without_rights(
     assert answered == []
     assert response.status_code == status
     assert b"demo" not in response.get_data().lower()
+
+
+def test_the_one_query_says_what_check_token_and_find_channel_say(app, repo):
+    made = repo.owner_with_channel("alice", "ch")
+    bob = repo.user("bob")
+    accounts.grant(repo.db, made.channel_id, bob, "read")
+    other = repo.channel("other", made.user_id)
+    settings.create(repo.db, other, "pypi", "https://upstream.example/simple/")
+    secrets = [repo.token(made.user_id), repo.token(bob), repo.token(bob, made.channel_id, "read"),
+               repo.token(repo.user("root", admin=True))]  # fmt: skip
+    for secret in secrets:
+        for name in ("ch", "other", "missing"):
+            identity, channel = accounts.check_token_for_channel(repo.db, secret, name)
+            assert identity == accounts.check_token(repo.db, secret)
+            expected = accounts.find_channel(repo.db, name, identity)
+            assert channel == (None if expected is None else dict(expected))
+            if channel is not None:
+                assert channel["mirrored"] == (name == "other")
+                assert accounts.role_in(repo.db, identity, channel) == accounts.role_in(
+                    repo.db, identity, expected
+                )
+
+
+@pytest.mark.parametrize("secret", ["revoked", "expired", "unknown", "malformed"])
+def test_the_one_query_refuses_what_check_token_refuses(app, repo, secret):
+    made = repo.owner_with_channel("alice", "ch")
+    revoked = repo.token(made.user_id, label="gone")
+    accounts.revoke_token(repo.db, accounts.list_tokens(repo.db, made.user_id)[0]["id"])
+    unknown = repo.token(made.user_id)[:-4] + "AAAA"
+    secret = {"revoked": revoked, "expired": repo.expired_token(made.user_id),
+              "unknown": unknown, "malformed": "x"}[secret]  # fmt: skip
+    with pytest.raises(accounts.TokenRefused) as fused:
+        accounts.check_token_for_channel(repo.db, secret, "ch")
+    with pytest.raises(accounts.TokenRefused) as alone:
+        accounts.check_token(repo.db, secret)
+    assert str(fused.value) == str(alone.value)
