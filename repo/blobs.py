@@ -402,6 +402,7 @@ def init_app(app) -> None:
         from .s3blobs import S3BlobStore
 
         local = Path(app.config["DATA_DIR"]) / "blobcache"
-        app.extensions["blobs"] = S3BlobStore(url, local, app.config.get("BLOB_REDIRECT", False))
+        app.extensions["blobs"] = S3BlobStore(url, local, app.config.get("BLOB_REDIRECT", False),
+                                              app.config.get("BLOB_PUBLIC_ENDPOINT"))  # fmt: skip
     else:
         app.extensions["blobs"] = FolderBlobStore(app.config["BLOB_DIR"])

@@ -58,6 +58,13 @@ ENVIRONMENT: list[tuple[str, str, Callable[[str], object], object, str]] = [
         False,
         "with S3, answer a download with a redirect to a short-lived presigned URL",
     ),
+    (
+        "REPO_BLOB_PUBLIC_ENDPOINT",
+        "BLOB_PUBLIC_ENDPOINT",
+        str,
+        None,
+        "the S3 endpoint as clients reach it, for those redirects (default: AWS_ENDPOINT_URL)",
+    ),
     ("REPO_MAX_UPLOAD_MB", "MAX_UPLOAD_MB", int, 1024, "largest accepted upload, in MiB"),
     ("REPO_BIND", "BIND", str, "127.0.0.1:8000", "address gunicorn listens on"),
     ("REPO_WORKERS", "WORKERS", int, 2, "gunicorn worker processes"),

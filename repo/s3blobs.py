@@ -74,21 +74,25 @@ TRANSFER = TransferConfig(multipart_threshold=8 * MiB, multipart_chunksize=8 * M
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 
 _client_lock = threading.Lock()
-_clients: dict[int, object] = {}
+_clients: dict[tuple[int, str | None], object] = {}
 
 
-def client():
+def client(endpoint: str | None = None):
     """This process's S3 client, made on first use: after gunicorn's fork, never before it
     (a client's connections must not be shared by two processes). boto3 clients are
-    thread-safe; making one is not, hence the lock."""
-    pid = os.getpid()
-    made = _clients.get(pid)
+    thread-safe; making one is not, hence the lock. `endpoint`: the store at another address
+    (where clients reach it, for presigned URLs); None: boto3's own (AWS_ENDPOINT_URL)."""
+    key = (os.getpid(), endpoint)
+    made = _clients.get(key)
     if made is None:
         with _client_lock:
-            made = _clients.get(pid)
+            made = _clients.get(key)
             if made is None:
-                _clients.clear()
-                made = _clients[pid] = boto3.session.Session().client("s3", config=CLIENT_CONFIG)
+                for inherited in [known for known in _clients if known[0] != key[0]]:
+                    del _clients[inherited]
+                made = _clients[key] = boto3.session.Session().client(
+                    "s3", endpoint_url=endpoint, config=CLIENT_CONFIG
+                )
     return made
 
 
@@ -177,7 +181,8 @@ class S3BlobStore(BlobStore):
     """Blobs in a bucket under a prefix; `local` holds the read-through cache (as a folder
     store) and, in its tmp/, the uploads being received."""
 
-    def __init__(self, url: str, local: Path, redirect: bool = False):
+    def __init__(self, url: str, local: Path, redirect: bool = False,
+                 public_endpoint: str | None = None):  # fmt: skip
         parts = urlsplit(url)
         if parts.scheme != "s3" or not parts.netloc:
             raise ValueError(f"REPO_BLOB_URL must be s3://BUCKET/PREFIX, not {url!r}")
@@ -185,6 +190,7 @@ class S3BlobStore(BlobStore):
         prefix = parts.path.strip("/")
         self.prefix = f"{prefix}/" if prefix else ""
         self.redirect = redirect
+        self.public_endpoint = public_endpoint
         self.cache = FolderBlobStore(local)
         self.tmp_dir = self.cache.tmp_dir
 
@@ -282,7 +288,9 @@ class S3BlobStore(BlobStore):
             params["ResponseContentDisposition"] = _attachment(download_name)
         method = "head_object" if request.method == "HEAD" else "get_object"
         with _asking(f"presign {self._where(params['Key'])}"):
-            url = client().generate_presigned_url(method, Params=params, ExpiresIn=PRESIGNED_FOR)
+            url = client(self.public_endpoint).generate_presigned_url(
+                method, Params=params, ExpiresIn=PRESIGNED_FOR
+            )
         response = redirect(url, 302)
         response.headers["Cache-Control"] = "no-store"
         return response

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
+import http.server
 import json
 import os
 import threading
@@ -168,6 +169,17 @@ def test_a_yank_on_b_is_seen_on_a_and_a_revalidation_on_b_gets_304(pair, dists, 
     status, headers, body = get(page, {**auth, "If-None-Match": etag})
     assert status == 200 and headers["ETag"] != etag
     assert json.loads(body)["files"][0]["yanked"] == "broken"
+
+    # A delete through B's API: gone from A's page and A's file URL at the next request.
+    link = file_link(pair.a, secret, "yankable", wheel.name)
+    removal = urllib.request.Request(
+        f"{pair.b.url}/api/channels/team/files/{wheel.name}", method="DELETE",
+        headers=basic("alice", "alice-password"),
+    )  # fmt: skip
+    with urllib.request.urlopen(removal, timeout=10) as response:
+        assert response.status == 204
+    assert get(page, auth)[0] == 404
+    assert get(link, {"X-Auth": secret})[0] == 404
 
 
 def test_revocation_and_a_password_change_on_a_are_in_force_on_b_at_the_next_request(pair):
@@ -331,31 +343,75 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+class StoreDoor(http.server.ThreadingHTTPServer):
+    """The store's public address: each GET or HEAD is passed on to the store as it came (its
+    Host header too, which the signature covers), and what the client sent is kept: whether
+    an Authorization header came along, and the User-Agent."""
+
+    daemon_threads = True
+
+    def __init__(self, store_url: str):
+        super().__init__(("127.0.0.1", 0), _PassOn)
+        self.store = urllib.parse.urlsplit(store_url).netloc
+        self.seen: list[dict] = []
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+class _PassOn(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.server.seen.append({"agent": self.headers.get("User-Agent", ""),
+                                 "authorization": "Authorization" in self.headers,
+                                 "signed": "X-Amz-Signature=" in self.path})  # fmt: skip
+        upstream = http.client.HTTPConnection(self.server.store, timeout=30)
+        upstream.request(self.command, self.path, headers=dict(self.headers))
+        answer = upstream.getresponse()
+        body = answer.read()
+        self.send_response(answer.status)
+        for name, value in answer.getheaders():
+            if name.lower() not in ("connection", "transfer-encoding", "content-length"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        upstream.close()
+
+    do_HEAD = do_GET
+
+    def log_message(self, *args) -> None:
+        pass
+
+
 @pytest.fixture(scope="module")
 def redirecting(tmp_path_factory):
     """A server whose downloads are redirects to presigned URLs of nanio, which checks their
-    signatures and expiry (moto does not)."""
+    signatures and expiry (moto does not), at a public address of its own (StoreDoor)."""
     work = tmp_path_factory.mktemp("redirecting")
     store = NanioServer(work / "nanio")
     store.start()
+    door = StoreDoor(store.url)
     settings = {
         "REPO_DATABASE_URL": conftest.STACK.postgres.fresh_database("redirecting"),
         "REPO_BLOB_URL": store.fresh_bucket("redirecting"),
         "REPO_BLOB_REDIRECT": "1",
+        "REPO_BLOB_PUBLIC_ENDPOINT": door.url,
         **store.environ,
     }
     server = LiveServer(work / "server", **settings)
     server.cli("user", "create", "alice", "--password", "alice-password")
     server.cli("channel", "create", "team", "--owner", "alice")
-    yield SimpleNamespace(server=server, store=store)
+    yield SimpleNamespace(server=server, store=store, door=door)
     server.stop()
+    door.shutdown()
+    door.server_close()
     store.stop()
 
 
 def test_downloads_redirect_to_presigned_urls_that_pip_uv_and_r_follow(redirecting, dists,
                                                                        client_env, tmp_path,
                                                                        r_built):  # fmt: skip
-    server, store = redirecting.server, redirecting.store
+    server = redirecting.server
     secret = token(server, "--channel", "team", "--scope", "write")
     wheel, sdist = dists.build("redirected", "1.0")
     result = twine_upload(f"{server.url}/api/repo/team", [wheel, sdist], client_env, secret,
@@ -371,7 +427,7 @@ def test_downloads_redirect_to_presigned_urls_that_pip_uv_and_r_follow(redirecti
     answer.value.close()
     assert answer.value.code == 302
     location = answer.value.headers["Location"]
-    assert location.startswith(store.url) and "X-Amz-Signature=" in location
+    assert location.startswith(redirecting.door.url) and "X-Amz-Signature=" in location
     assert answer.value.headers["Cache-Control"] == "no-store"
     assert get(location)[2] == wheel.read_bytes()
     # nanio checks the signature: a changed URL is refused, so the clients below followed it
@@ -386,6 +442,13 @@ def test_downloads_redirect_to_presigned_urls_that_pip_uv_and_r_follow(redirecti
     assert installed.returncode == 0, installed.stderr
     assert (tmp_path / "uv" / "redirected" / "__init__.py").is_file()
     assert installed_abc(server, secret, tmp_path / "rlib", client_env) == "2.1"
+    # Every client came to the store through a presigned URL, and none brought its
+    # credentials along (S3 refuses a request with two kinds of authentication).
+    # R downloads with its libcurl method, which names libcurl (curl's command says curl/).
+    agents = [seen["agent"] for seen in redirecting.door.seen]
+    for client in ("pip/", "uv/", "libcurl/"):
+        assert any(agent.startswith(client) for agent in agents), agents
+    assert all(seen["signed"] and not seen["authorization"] for seen in redirecting.door.seen)
 
 
 def test_proxied_downloads_keep_range_and_304(pair, dists, client_env):
