@@ -55,7 +55,7 @@ class Stack:
             return {}
         label = f"t{next(self._names)}"
         return {
-            "DATABASE_URL": self.postgres.fresh_database(label),
+            "DATABASE_URL": self.postgres.fresh_database(label, schema=True),
             "BLOB_URL": self.s3.fresh_bucket(label),
         }
 
