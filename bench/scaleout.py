@@ -42,8 +42,9 @@ class AppServer(RepoServer):
 
     channels = (RepoServer.channel,)  # no R here
 
-    def __init__(self, workdir: Path, name: str):
+    def __init__(self, workdir: Path, name: str, workers: int = 2):
         self.name = name
+        self.workers = workers
         super().__init__(workdir, max_upload_mb=64)
 
     def join(self, first: RepoServer) -> None:
@@ -63,6 +64,9 @@ def run(work: Workload, results: Results, workdir: Path) -> None:
     servers = embedded, a, b = [
         AppServer(workdir, f"scale-{name}") for name in ("embedded", "a", "b")
     ]
+    # Two app servers on two cores: a worker each, the processes one server has (PAIR).
+    pair = [AppServer(workdir, f"scale-pair-{name}", workers=1) for name in ("a", "b")]
+    servers += pair
     try:
         try:
             postgres.start()
@@ -73,14 +77,14 @@ def run(work: Workload, results: Results, workdir: Path) -> None:
                 "REPO_BLOB_URL": store.fresh_bucket("repo-bench"),
                 **store.environ,
             }
-            for server in (a, b):
+            for server in (a, b, *pair):
                 server.env.update(storage)
             at_once([embedded.start, a.start])
-            b.join(a)
+            at_once([lambda s=server: s.join(a) for server in (b, *pair)])
         except Exception as error:  # noqa: BLE001 - the run goes on without these rows
             results.fail("repo", KEYS, f"did not start: {' '.join(str(error).split())}"[:120])
             return
-        measure_all(embedded, a, b, work, results, workdir)
+        measure_all(embedded, a, b, pair, work, results, workdir)
     finally:
         at_once([server.stop for server in servers])
         store.stop()
@@ -88,8 +92,8 @@ def run(work: Workload, results: Results, workdir: Path) -> None:
         shutil.rmtree(cluster_dir, ignore_errors=True)
 
 
-def measure_all(embedded: AppServer, a: AppServer, b: AppServer, work: Workload,
-                results: Results, workdir: Path) -> None:  # fmt: skip
+def measure_all(embedded: AppServer, a: AppServer, b: AppServer, pair: list[AppServer],
+                work: Workload, results: Results, workdir: Path) -> None:  # fmt: skip
     """Uploads (which load the pages' projects), then pages, then installs; each in turns."""
     scale = work.scale
     corpus_dir = workdir / "scaleout-corpus"
@@ -125,8 +129,8 @@ def measure_all(embedded: AppServer, a: AppServer, b: AppServer, work: Workload,
 
         alone = {"scale_rps_embedded": rate(embedded, CONNECTIONS),
                  "scale_rps_one": rate(a, CONNECTIONS)}  # fmt: skip
-        pair, _ = at_once([lambda: rate(a, CONNECTIONS // 2), lambda: rate(b, CONNECTIONS // 2)])
-        return {**alone, "scale_rps_two": sum(pair)}
+        both, _ = at_once([lambda s=server: rate(s, CONNECTIONS // 2) for server in pair])
+        return {**alone, "scale_rps_two": sum(both)}
 
     through = {"scale_pip_embedded": embedded, "scale_pip_one": a, "scale_pip_two": b}
     turns = itertools.count(1)

@@ -142,6 +142,7 @@ class RepoServer(Service):
     channel = "bench"
     r_channel = "rpkgs"
     channels = (channel, r_channel)  # made at setup
+    workers = 2
 
     def __init__(self, workdir: Path, max_upload_mb: int):
         super().__init__(workdir)
@@ -173,7 +174,7 @@ class RepoServer(Service):
     def serve(self) -> None:
         """`repo serve` on a port the OS picks; returns once /healthz answers."""
         command = [tool("repo"), "--data-dir", str(self.data_dir), "serve"]
-        self.spawn([*command, "--bind", "127.0.0.1:0", "--workers", "2"], self.env)
+        self.spawn([*command, "--bind", "127.0.0.1:0", "--workers", str(self.workers)], self.env)
         end = time.monotonic() + STARTUP_DEADLINE
         while not (match := re.search(r"Listening at: (http://127\.0\.0\.1:\d+)", self.log())):
             if time.monotonic() > end or self.process.poll() is not None:
