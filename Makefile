@@ -53,8 +53,18 @@ $(VENV)/.test-deps: setup.cfg | venv system-test-deps
 
 test-deps: $(VENV)/.test-deps
 
+# Every test on the embedded default (SQLite and a blob folder), and beside it the unit suite
+# again on the scale stack (a throwaway PostgreSQL and an S3 server, started by the tests):
+# the two passes run at once, each mostly waiting on the other's servers and clients, and
+# the second's output follows the first's.
+SCALE_LOG := test-artifacts/scale-pass.log
+
 test: test-deps lint dist binary
-	$(BIN)/python -m pytest
+	@mkdir -p test-artifacts
+	@$(BIN)/python -m pytest -p no:cacheprovider --stack=scale tests/unit > $(SCALE_LOG) 2>&1 & \
+	  scale=$$!; $(BIN)/python -m pytest; embedded=$$?; wait $$scale; status=$$?; \
+	  echo "--- the unit suite on PostgreSQL + S3 (pytest --stack=scale tests/unit) ---"; \
+	  cat $(SCALE_LOG); [ $$embedded = 0 ] && [ $$status = 0 ]
 
 lint: test-deps
 	$(BIN)/ruff check .
