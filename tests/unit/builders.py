@@ -166,6 +166,12 @@ def token_auth(token: str) -> dict[str, str]:
     return basic(token, "x-auth-token")
 
 
+def mistyped(secret: str) -> str:
+    """The secret with its last character changed, so it is never the secret itself (a random
+    secret ends in any given letter one time in sixty-two)."""
+    return secret[:-1] + ("y" if secret.endswith("x") else "x")
+
+
 def send(client: FlaskClient, method: str, url: str, **options) -> TestResponse:
     """The response, read and closed: closing releases the file a download streams from and
     the temporary file the test client spools a large request body into."""

@@ -9,7 +9,7 @@ from repo import accounts
 from repo.mirror import settings
 from repo.pypi import fastpath
 
-from .builders import META, basic, send, token_auth, twine_form, wheel
+from .builders import META, basic, mistyped, send, token_auth, twine_form, wheel
 
 JSON = "application/vnd.pypi.simple.v1+json"
 
@@ -79,7 +79,7 @@ def test_cached_page_is_the_same_as_flasks(client, world, answered, form, accept
         lambda s: {**token_auth(s), "X-Auth": s},  # two credentials
         lambda s: basic("alice", "alice-password"),  # a password
         lambda s: {"Authorization": "Bearer " + s},  # not Basic
-        lambda s: token_auth(s[:-1] + "x"),  # a typo
+        lambda s: token_auth(mistyped(s)),  # a typo
         lambda s: {},  # anonymous, private channel
     ],
     ids=["two-credentials", "password", "bearer", "typo", "anonymous"],
@@ -205,7 +205,7 @@ def test_the_one_query_refuses_what_check_token_refuses(app, repo, secret):
     made = repo.owner_with_channel("alice", "ch")
     revoked = repo.token(made.user_id, label="gone")
     accounts.revoke_token(repo.db, accounts.list_tokens(repo.db, made.user_id)[0]["id"])
-    unknown = repo.token(made.user_id)[:-4] + "AAAA"
+    unknown = mistyped(repo.token(made.user_id))
     secret = {"revoked": revoked, "expired": repo.expired_token(made.user_id),
               "unknown": unknown, "malformed": "x"}[secret]  # fmt: skip
     with pytest.raises(accounts.TokenRefused) as fused:
