@@ -97,8 +97,9 @@ class LiveServer:
         url = self.env.get("REPO_DATABASE_URL")
         if url:
             with psycopg.connect(url, autocommit=True) as connection:
-                return [tuple(row) for row in
-                        connection.execute(translate(sql), params).fetchall()]  # fmt: skip
+                cursor = connection.execute(translate(sql), params)
+                # As sqlite3's: a statement that returns no rows (an UPDATE) answers none.
+                return [tuple(row) for row in cursor] if cursor.description else []
         with sqlite3.connect(self.data_dir / "repo.sqlite3") as connection:
             return connection.execute(sql, params).fetchall()
 

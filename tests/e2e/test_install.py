@@ -14,6 +14,8 @@ import pytest
 from packaging.utils import parse_sdist_filename, parse_wheel_filename
 from pypi_simple import PyPISimple
 
+from repo.db import now
+
 from .live import run, tool, twine_upload
 
 JSON = "application/vnd.pypi.simple.v1+json"
@@ -122,10 +124,10 @@ def test_yanked_file_is_installed_when_pinned_exactly(live_server, channels, cli
 
 
 def _wait_for_expiry(server) -> None:
-    now = "strftime('%Y-%m-%dT%H:%M:%fZ')"
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        if server.query(f"SELECT 1 FROM tokens WHERE expires <= {now}"):
+        # The server's clock is ours, and its timestamps are repo.db.now()'s.
+        if server.query("SELECT 1 FROM tokens WHERE expires <= ?", now()):
             return
         time.sleep(0.2)
 

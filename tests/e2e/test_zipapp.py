@@ -1,5 +1,7 @@
 """`make dist` builds one self-contained executable, dist/repo.pyz: it serves, administers and
-takes uploads on a Python that has none of repo's dependencies installed."""
+takes uploads on a Python that has none of repo's dependencies installed. It carries the
+embedded default only (no PostgreSQL or S3 libraries: dist/repo is the file that has them, and
+test_binary runs it on both stacks), so on the scale stack these tests are not meant to run."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import pytest
 from .live import LiveServer, pip_download, run, twine_upload
 
 PYZ = Path(__file__).parents[2] / "dist" / "repo.pyz"
+pytestmark = pytest.mark.embedded_only
 
 
 def bare_python() -> str:
