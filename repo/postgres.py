@@ -2,6 +2,9 @@
 calls with the same SQL (`?` placeholders, rows by index or column name, 0/1 flags), write
 transactions serialised by one advisory lock as SQLite's BEGIN IMMEDIATE serialises them, and
 the schema created or migrated under that lock, so that several servers may start at once.
+A statement with values, which is nearly every one a request makes, is prepared once per
+connection and run by libpq's own calls (Raw.run_prepared); scripts and streams go through
+psycopg's cursors.
 
 Each process has a pool, opened on first use, so after gunicorn's fork; each thread keeps one
 connection from it, as with SQLite. A connection the server dropped (a restart) is replaced:
@@ -12,6 +15,7 @@ as a transaction would on a restart anyway.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import re
 import secrets
@@ -22,7 +26,7 @@ from typing import Any
 
 import psycopg
 from psycopg import pq
-from psycopg.adapt import Dumper
+from psycopg.adapt import Dumper, PyFormat, Transformer
 from psycopg_pool import ConnectionPool
 
 from . import migrations
@@ -44,6 +48,10 @@ _OPEN = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR, pq.Transact
 SPARE_CONNECTIONS = 4
 CONNECT_TIMEOUT = 10  # seconds, for a new connection and for one from a full pool
 
+# Statements one connection prepares for run_prepared; beyond them (SQL made with a varying
+# number of placeholders) a statement is parsed each time. psycopg's own default is 100.
+PREPARED_STATEMENTS = 256
+
 # A string literal, a quoted name, or a character to translate outside them.
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?\d*|%")
 
@@ -52,14 +60,24 @@ _TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?\d*|%")
 def translate(sql: str) -> str:
     """SQLite's `?` placeholders as psycopg's `%s`, once per SQL text. A literal `%` is
     doubled, inside string literals too: psycopg reads placeholders everywhere."""
+    return _placeholders(sql, lambda: "%s", lambda token: token.replace("%", "%%"))
 
+
+@functools.lru_cache(maxsize=4096)
+def numbered(sql: str) -> bytes:
+    """SQLite's `?` placeholders as PostgreSQL's own `$1, $2, ...`, for libpq."""
+    count = itertools.count(1)
+    return _placeholders(sql, lambda: f"${next(count)}", lambda token: token).encode()
+
+
+def _placeholders(sql: str, placeholder: Callable[[], str], other: Callable[[str], str]) -> str:
     def replace(match: re.Match) -> str:
         token = match[0]
         if token == "?":
-            return "%s"
+            return placeholder()
         if token.startswith("?"):
             raise ValueError(f"numbered placeholders are SQLite's only: {sql}")
-        return token.replace("%", "%%")
+        return other(token)
 
     return _TOKENS.sub(replace, sql)
 
@@ -125,18 +143,106 @@ def _shape(names: tuple[str, ...]) -> _Shape:
     return _Shape(names)
 
 
-def _rows(cursor: psycopg.Cursor) -> Any:
-    """psycopg's row factory: a Row maker for the cursor's current result. The column names
-    come from the result itself: cursor.description would build an object per column."""
-    result = cursor.pgresult
+def _row_maker(result: pq.abc.PGresult | None) -> Any:
+    """A Row maker for one result. The column names come from the result itself:
+    cursor.description would build an object per column."""
     if result is None or not result.nfields:
         return tuple
     names = tuple(result.fname(number).decode() for number in range(result.nfields))
     return functools.partial(Row, shape=_shape(names))
 
 
+def _rows(cursor: psycopg.Cursor) -> Any:
+    """psycopg's row factory: a Row maker for the cursor's current result."""
+    return _row_maker(cursor.pgresult)
+
+
+class Result:
+    """What run_prepared answers, as a sqlite3 cursor would: the rows, all loaded (libpq's
+    result holds them all anyway), and how many the statement returned or changed."""
+
+    __slots__ = ("_rows", "_next", "rowcount")
+
+    def __init__(self, rows: list[Row], rowcount: int):
+        self._rows = rows
+        self._next = 0
+        self.rowcount = rowcount
+
+    def fetchone(self) -> Row | None:
+        if self._next >= len(self._rows):
+            return None
+        self._next += 1
+        return self._rows[self._next - 1]
+
+    def fetchall(self) -> list[Row]:
+        rest = self._rows[self._next :]
+        self._next = len(self._rows)
+        return rest
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self.fetchall())
+
+
+_NAMES = (f"repo_{number}".encode() for number in itertools.count(1))
+_AUTO = (PyFormat.AUTO,)
+_DONE = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK)
+
+
+class Raw(psycopg.Connection):
+    """psycopg's connection, and what run_prepared keeps with it: the statements it prepared
+    on this session, and one Transformer (psycopg's own adaptation of values and results)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.statements: dict[tuple[str, tuple[int, ...]], tuple[bytes, Callable]] = {}
+        self.transformer = Transformer.from_context(self)
+
+    def run_prepared(self, sql: str, parameters: Sequence[Any]) -> Result:
+        """A statement with parameters, by libpq's blocking calls: psycopg's cursor would do
+        the same round trip with several times the CPU (a page's one query costs more there
+        than the rest of the request). Values go through psycopg's adapters, so both ways
+        send and read the same; each statement is prepared on first use, and the shape of
+        its rows kept with it."""
+        transformer = self.transformer
+        values = transformer.dump_sequence(parameters, _AUTO * len(parameters))
+        types = transformer.types
+        pgconn = self.pgconn
+        prepared = self.statements.get((sql, types))
+        if prepared is None and len(self.statements) < PREPARED_STATEMENTS:
+            name = next(_NAMES)
+            self._checked(pgconn.prepare(name, numbered(sql), types))
+            described = pgconn.describe_prepared(name)
+            self._checked(described)
+            prepared = self.statements[sql, types] = (name, _row_maker(described))
+        if prepared is None:
+            result = pgconn.exec_params(numbered(sql), values, types, transformer.formats)
+            make_row = _row_maker(result)
+        else:
+            result = pgconn.exec_prepared(prepared[0], values, transformer.formats)
+            make_row = prepared[1]
+        self._checked(result)
+        if result.status != pq.ExecStatus.TUPLES_OK:
+            return Result([], -1 if result.command_tuples is None else result.command_tuples)
+        transformer.set_pgresult(result)
+        try:
+            rows = transformer.load_rows(0, result.ntuples, make_row)
+        finally:
+            transformer.set_pgresult(None)
+        return Result(rows, len(rows))
+
+    def _checked(self, result: pq.abc.PGresult) -> None:
+        if result.status in _DONE:
+            return
+        if self.pgconn.status == pq.ConnStatus.BAD:  # the server went away
+            raise psycopg.OperationalError(self.pgconn.get_error_message(self.info.encoding))
+        raise psycopg.errors.error_from_result(result, encoding=self.info.encoding)
+
+
 def _configure(connection: psycopg.Connection) -> None:
     connection.adapters.register_dumper(bool, _Flag)
+    # psycopg prepares of its own what it runs often, and on a ROLLBACK deallocates every
+    # prepared statement of the session, run_prepared's too: it prepares nothing here.
+    connection.prepare_threshold = None
 
 
 _OPTIONS = {"autocommit": True, "row_factory": _rows, "connect_timeout": CONNECT_TIMEOUT,
@@ -159,7 +265,7 @@ class _Single:
         self.url = url
 
     def getconn(self) -> psycopg.Connection:
-        connection = psycopg.connect(self.url, **_OPTIONS)
+        connection = Raw.connect(self.url, **_OPTIONS)
         _configure(connection)
         return connection
 
@@ -203,7 +309,7 @@ class Connection:
     def in_transaction(self) -> bool:
         return self._raw is not None and self._raw.pgconn.transaction_status in _OPEN
 
-    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> psycopg.Cursor:
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> psycopg.Cursor | Result:
         """Run one statement (or, without parameters, a script of several)."""
         try:
             raw = self._connection()
@@ -219,12 +325,12 @@ class Connection:
         except psycopg.Error as error:
             raise _translated(error) from error
 
-    def _run(self, raw: psycopg.Connection, sql: str, parameters: Sequence[Any]) -> psycopg.Cursor:
+    def _run(self, raw: Raw, sql: str, parameters: Sequence[Any]) -> psycopg.Cursor | Result:
         if self._trace is not None:
             self._trace(sql)
-        if not parameters:  # as is: psycopg reads no placeholders in a query without any
+        if not parameters:  # a script, or a statement without values: psycopg sends it as is
             return raw.execute(sql)
-        return raw.execute(translate(sql), parameters)
+        return raw.run_prepared(sql, parameters)
 
     def set_trace_callback(self, trace: Callable[[str], object] | None) -> None:
         """sqlite3's: `trace` gets the SQL of each statement run from now on (None: stop)."""
@@ -321,7 +427,7 @@ class Database:
                 if self._pool is not None:
                     _INHERITED.append(self._pool)
                 self._pool = ConnectionPool(
-                    self.url, kwargs=_OPTIONS, configure=_configure,
+                    self.url, connection_class=Raw, kwargs=_OPTIONS, configure=_configure,
                     check=ConnectionPool.check_connection, min_size=0, max_size=self.size,
                     timeout=CONNECT_TIMEOUT, num_workers=1, name="repo", open=True,
                 )  # fmt: skip

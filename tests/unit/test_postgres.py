@@ -189,8 +189,12 @@ def test_placeholders_are_translated_outside_literals_with_percent_doubled():
     assert postgres.translate(sql) == (
         "SELECT '?', \"a?%%\", %s FROM t WHERE x LIKE '%%' || %s AND y = 'it''s ?'"
     )
-    with pytest.raises(ValueError, match="numbered"):
-        postgres.translate("SELECT ?1")
+    assert postgres.numbered(sql) == (
+        b"SELECT '?', \"a?%\", $1 FROM t WHERE x LIKE '%' || $2 AND y = 'it''s ?'"
+    )
+    for translated in (postgres.translate, postgres.numbered):
+        with pytest.raises(ValueError, match="numbered"):
+            translated("SELECT ?1")
 
 
 def test_rows_answer_as_sqlite_rows_do(pg, lite):
@@ -222,6 +226,54 @@ def test_the_same_queries_give_the_same_answers(pg, lite):
     answers[0][1][0]["created"] = answers[1][1][0]["created"]
 
     assert answers[0] == answers[1]
+
+
+def test_counts_and_null_values_answer_as_sqlite_does(pg, lite):
+    answers = []
+    for connection in (pg, lite):
+        accounts.create_user(connection, "alice", "alice-password")
+        update = "UPDATE users SET disabled = ? WHERE name = ?"
+        answers.append((
+            connection.execute(update, (False, "alice")).rowcount,
+            connection.execute(update, (False, "nobody")).rowcount,
+            tuple(connection.execute("SELECT coalesce(?, 'none'), CAST(? AS BIGINT) + 1",
+                                     (None, 2**40)).fetchone()),
+            connection.execute("SELECT name FROM users WHERE name = ?", ("bob",)).fetchall(),
+        ))  # fmt: skip
+
+    assert answers[0] == answers[1] == (1, 0, ("none", 2**40 + 1), [])
+
+
+def prepared(connection, text: str) -> int:
+    """How many statements this connection's session has prepared that start with `text`."""
+    return connection.execute(
+        f"SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '{text}%'"
+    ).fetchone()[0]
+
+
+def test_a_statement_with_values_is_prepared_once_and_outlives_rollbacks(pg):
+    query = "SELECT count(*) FROM users WHERE name = ?"
+    for _ in range(3):
+        assert pg.execute(query, ("alice",)).fetchone()[0] == 0
+    # psycopg, once it prepared statements of its own (those it runs often), deallocates
+    # every statement of the session after a ROLLBACK.
+    for _ in range(10):
+        pg.execute("SELECT 1")
+        with pytest.raises(ZeroDivisionError), db.transaction(pg):
+            raise ZeroDivisionError
+    pg.execute("SELECT 1")
+
+    assert pg.execute(query, ("alice",)).fetchone()[0] == 0
+    assert prepared(pg, "SELECT count(*) FROM users WHERE name = $1") == 1
+
+
+def test_statements_beyond_the_prepared_ones_run_unprepared(pg, monkeypatch):
+    monkeypatch.setattr(postgres, "PREPARED_STATEMENTS", 0)  # as if as many were prepared
+
+    names = [pg.execute(f"SELECT ? || '{n}'", ("user",)).fetchone()[0] for n in range(3)]
+
+    assert names == ["user0", "user1", "user2"]
+    assert prepared(pg, "SELECT $1 ||") == 0
 
 
 def test_a_unique_violation_is_repo_db_integrity_error(pg):
@@ -316,6 +368,8 @@ def test_a_connection_the_server_dropped_is_replaced(pg):
 
     drop()
     assert pg.execute("SELECT 1").fetchone()[0] == 1  # outside a transaction: sent again
+    drop()
+    assert pg.execute("SELECT ?", (2,)).fetchone()[0] == 2  # with values too
 
     with pytest.raises(db.OperationalError), db.transaction(pg):
         drop()
