@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from .. import conftest
+
 try:
     from playwright.sync_api import expect, sync_playwright
 except ImportError:  # launch() fails every test then, naming the install step
@@ -18,7 +20,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update",
         "--disable-sync"]  # fmt: skip
-SCREENSHOTS = Path(__file__).parents[2] / "test-artifacts" / "screenshots"
+ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 740}
 
@@ -46,10 +48,12 @@ def launch():
 def screenshots(page, name: str) -> None:
     """Save full-page screenshots of the page at desktop and phone widths, and check that at
     phone width nothing but a table's own scroll region is wider than the screen."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    # `make test` runs the suite on both stacks at once: each saves its own.
+    folder = ARTIFACTS / ("screenshots-scale" if conftest.STACK.scale else "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
     for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
         page.set_viewport_size(size)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}-{label}.png"), full_page=True)
+        page.screenshot(path=str(folder / f"{name}-{label}.png"), full_page=True)
         wider = page.evaluate(_WIDER_THAN_SCREEN)
         assert not wider, f"{name} is wider than a {label} screen: {wider}"
     page.set_viewport_size(DESKTOP)

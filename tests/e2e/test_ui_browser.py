@@ -2,7 +2,7 @@
 in the browser, use the tokens with real twine and pip, revoke one and see the client refused,
 and the protections: a generic sign-in error, CSRF, private channels, escaped metadata.
 
-Every main page is saved as a screenshot at desktop and phone widths (browser.SCREENSHOTS).
+Every main page is saved as a screenshot at desktop and phone widths (browser.screenshots).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ each file's progress and the server's answer (accepted, identical re-upload, con
 invalid, too large), and the files then install with pip and R. A page of another origin
 cannot upload with her session.
 
-Screenshots go where the other browser tests put theirs (browser.SCREENSHOTS).
+Screenshots go where the other browser tests put theirs (browser.screenshots).
 """
 
 from __future__ import annotations
