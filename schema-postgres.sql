@@ -37,7 +37,7 @@ END $$;
 CREATE TABLE schema_version (
     version BIGINT NOT NULL
 );
-INSERT INTO schema_version (version) VALUES (6);
+INSERT INTO schema_version (version) VALUES (7);
 
 -- What a SQLite data dir keeps in files of its own, here shared by every server: the key that
 -- signs web sessions (unless REPO_SECRET_KEY gives one).
@@ -227,3 +227,27 @@ CREATE TABLE mirror_rules (
     rule       TEXT NOT NULL CHECK (rule IN ('reserve', 'merge')),
     PRIMARY KEY (channel_id, kind, pattern, rule)
 );
+
+-- schema.sql says what this is for: one number that every change to what a token check reads
+-- moves, by the triggers below. Not data: a backup leaves it out, a restore starts it anew.
+CREATE TABLE access_generation (
+    id         BIGINT PRIMARY KEY CHECK (id = 1),
+    generation BIGINT NOT NULL
+);
+INSERT INTO access_generation (id, generation) VALUES (1, 0);
+CREATE FUNCTION access_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE access_generation SET generation = generation + 1;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER tokens_access
+    AFTER UPDATE OF hash, user_id, channel_id, scope, expires, revoked OR DELETE ON tokens
+    FOR EACH STATEMENT EXECUTE FUNCTION access_changed();
+CREATE TRIGGER users_access AFTER UPDATE OF name, is_admin, disabled OR DELETE ON users
+    FOR EACH STATEMENT EXECUTE FUNCTION access_changed();
+CREATE TRIGGER channels_access AFTER INSERT OR UPDATE OR DELETE ON channels
+    FOR EACH STATEMENT EXECUTE FUNCTION access_changed();
+CREATE TRIGGER memberships_access AFTER INSERT OR UPDATE OR DELETE ON memberships
+    FOR EACH STATEMENT EXECUTE FUNCTION access_changed();
+CREATE TRIGGER mirrors_access AFTER INSERT OR DELETE ON mirrors
+    FOR EACH STATEMENT EXECUTE FUNCTION access_changed();

@@ -213,4 +213,41 @@ CREATE TABLE IF NOT EXISTS mirror_rules (
     PRIMARY KEY (channel_id, kind, pattern, rule)
 );
 
-PRAGMA user_version = 6;
+-- One number that moves with every change to what a request's token check reads (a token's
+-- state, its user, a channel and its revision, a membership, a channel becoming a mirror):
+-- each process keeps the answers of that check keyed on it (repo/access.py), and asks only
+-- for this one row while it stands, so a change made through any server or worker is in
+-- force at everyone's next request. Not data: a backup leaves it out, a restore starts it anew.
+CREATE TABLE IF NOT EXISTS access_generation (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    generation INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO access_generation (id, generation) VALUES (1, 0);
+CREATE TRIGGER IF NOT EXISTS tokens_access_update
+    AFTER UPDATE OF hash, user_id, channel_id, scope, expires, revoked ON tokens
+    BEGIN UPDATE access_generation SET generation = generation + 1; END;
+CREATE TRIGGER IF NOT EXISTS tokens_access_delete AFTER DELETE ON tokens
+    BEGIN UPDATE access_generation SET generation = generation + 1; END;
+CREATE TRIGGER IF NOT EXISTS users_access_update
+    AFTER UPDATE OF name, is_admin, disabled ON users
+    BEGIN UPDATE access_generation SET generation = generation + 1; END;
+CREATE TRIGGER IF NOT EXISTS users_access_delete AFTER DELETE ON users
+    BEGIN UPDATE access_generation SET generation = generation + 1; END;
+CREATE TRIGGER IF NOT EXISTS channels_access_insert AFTER INSERT ON channels
+    BEGIN UPDATE access_generation SET generation = generation + 1; END;
+CREATE TRIGGER IF NOT EXISTS channels_access_update AFTER UPDATE ON channels
+    BEGIN UPDATE access_generation SET generation = generation + 1; END;
+CREATE TRIGGER IF NOT EXISTS channels_access_delete AFTER DELETE ON channels
+    BEGIN UPDATE access_generation SET generation = generation + 1; END;
+CREATE TRIGGER IF NOT EXISTS memberships_access_insert AFTER INSERT ON memberships
+    BEGIN UPDATE access_generation SET generation = generation + 1; END;
+CREATE TRIGGER IF NOT EXISTS memberships_access_update AFTER UPDATE ON memberships
+    BEGIN UPDATE access_generation SET generation = generation + 1; END;
+CREATE TRIGGER IF NOT EXISTS memberships_access_delete AFTER DELETE ON memberships
+    BEGIN UPDATE access_generation SET generation = generation + 1; END;
+CREATE TRIGGER IF NOT EXISTS mirrors_access_insert AFTER INSERT ON mirrors
+    BEGIN UPDATE access_generation SET generation = generation + 1; END;
+CREATE TRIGGER IF NOT EXISTS mirrors_access_delete AFTER DELETE ON mirrors
+    BEGIN UPDATE access_generation SET generation = generation + 1; END;
+
+PRAGMA user_version = 7;

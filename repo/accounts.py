@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 from werkzeug.security import generate_password_hash
 
-from . import sessions, tokens
+from . import access, sessions, tokens
+from .access import AccessCache
 from .db import Connection, IntegrityError, OperationalError, Row, now, transaction
 from .errors import Conflict, Invalid, NotFound, disk_full
 from .password_cache import PasswordCache
@@ -535,25 +536,44 @@ _CHANNEL_KEYS = ("id", "name", "public", "revision", "created", "description", "
                  "mirrored")  # fmt: skip
 
 
-def check_token_for_channel(db: Connection, secret: str, name: str) -> tuple[Identity, dict | None]:
+_TOKEN_KEYS = ("token_id", "user_id", "token_channel_id", "token_scope", "revoked", "expires",
+               "last_used", "user_name", "is_admin", "disabled")  # fmt: skip
+
+
+def check_token_for_channel(
+    db: Connection, secret: str, name: str, cache: AccessCache | None = None
+) -> tuple[Identity, dict | None]:
     """check_token and find_channel(name, identity) in one query: what the WSGI fast path asks
-    on every request, where a second round trip to PostgreSQL would cost more than the page."""
+    on every request, where a second round trip to PostgreSQL would cost more than the page.
+    With a cache, the query's answer is kept while the access generation stands (access.py),
+    and a request asks for that number only."""
     if not tokens.well_formed(secret):
         raise TokenRefused("Invalid token")
-    row = db.execute(
-        f"SELECT {_TOKEN_COLUMNS}, channels.*, memberships.role AS member_role, {_MIRRORED}"
-        " FROM tokens JOIN users ON users.id = tokens.user_id"
-        " LEFT JOIN channels ON channels.name = ?"
-        " LEFT JOIN memberships ON memberships.channel_id = channels.id"
-        " AND memberships.user_id = tokens.user_id WHERE tokens.hash = ?",
-        (name, tokens.digest(secret)),
-    ).fetchone()
-    identity = _admitted(db, row)
-    channel = {key: row[key] for key in _CHANNEL_KEYS} if row["id"] is not None else None
-    return identity, channel
+    digest = tokens.digest(secret)
+    current = access.generation(db) if cache is not None else 0
+    kept = cache.get(current, digest, name) if cache is not None else None
+    if kept is None:
+        row = db.execute(
+            f"SELECT {_TOKEN_COLUMNS}, channels.*, memberships.role AS member_role, {_MIRRORED}"
+            " FROM tokens JOIN users ON users.id = tokens.user_id"
+            " LEFT JOIN channels ON channels.name = ?"
+            " LEFT JOIN memberships ON memberships.channel_id = channels.id"
+            " AND memberships.user_id = tokens.user_id WHERE tokens.hash = ?",
+            (name, digest),
+        ).fetchone()
+        if row is None:
+            raise TokenRefused("Invalid token")
+        token = {key: row[key] for key in _TOKEN_KEYS}
+        channel = {key: row[key] for key in _CHANNEL_KEYS} if row["id"] is not None else None
+        # Only a channel that exists: names that do not are the asker's to choose.
+        if cache is not None and channel is not None:
+            cache.put(current, digest, name, token, channel)
+    else:
+        token, channel = kept
+    return _admitted(db, token), channel
 
 
-def _admitted(db: Connection, token: Row | None) -> Identity:
+def _admitted(db: Connection, token: Row | dict | None) -> Identity:
     """The identity of a token row of _TOKEN_COLUMNS, if it may act now; else TokenRefused."""
     if token is None:
         raise TokenRefused("Invalid token")
@@ -572,10 +592,12 @@ def _admitted(db: Connection, token: Row | None) -> Identity:
     )  # fmt: skip
 
 
-def _touch(db: Connection, token: Row, stamp: str) -> None:
+def _touch(db: Connection, token: Row | dict, stamp: str) -> None:
     # One write a minute per token is enough to say when it was last used.
     if token["last_used"] and token["last_used"][:16] == stamp[:16]:
         return
+    if isinstance(token, dict):  # kept by an AccessCache: the next request knows of this one
+        token["last_used"] = stamp
     try:
         with transaction(db):
             db.execute("UPDATE tokens SET last_used = ? WHERE id = ?",

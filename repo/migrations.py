@@ -192,6 +192,45 @@ def _add_mirror_sync(connection: sqlite3.Connection) -> None:
         connection.execute(f"ALTER TABLE mirrors ADD COLUMN {column}")
 
 
+# Version 7: what moves access_generation (schema.sql says why), table by table.
+_ACCESS_EVENTS = {
+    "tokens": ("UPDATE OF hash, user_id, channel_id, scope, expires, revoked", "DELETE"),
+    "users": ("UPDATE OF name, is_admin, disabled", "DELETE"),
+    "channels": ("INSERT", "UPDATE", "DELETE"),
+    "memberships": ("INSERT", "UPDATE", "DELETE"),
+    "mirrors": ("INSERT", "DELETE"),
+}
+_BUMP = "UPDATE access_generation SET generation = generation + 1"
+
+
+def _add_access_generation(connection: sqlite3.Connection) -> None:
+    """Version 7: the access generation and its triggers, one per table and event."""
+    connection.execute("CREATE TABLE access_generation (id INTEGER PRIMARY KEY"
+                       " CHECK (id = 1), generation INTEGER NOT NULL)")  # fmt: skip
+    connection.execute("INSERT INTO access_generation (id, generation) VALUES (1, 0)")
+    for table, events in _ACCESS_EVENTS.items():
+        for event in events:
+            name = f"{table}_access_{event.split()[0].lower()}"
+            connection.execute(f"CREATE TRIGGER {name} AFTER {event} ON {table}"
+                               f" BEGIN {_BUMP}; END")  # fmt: skip
+
+
+def _add_access_generation_postgres(connection: Connection) -> None:
+    """Version 7 on PostgreSQL: the same, one statement trigger per table."""
+    connection.execute(
+        "CREATE TABLE access_generation (id BIGINT PRIMARY KEY CHECK (id = 1),"
+        " generation BIGINT NOT NULL);"
+        " INSERT INTO access_generation (id, generation) VALUES (1, 0);"
+        " CREATE FUNCTION access_changed() RETURNS trigger LANGUAGE plpgsql AS"
+        f" $$ BEGIN {_BUMP}; RETURN NULL; END $$"
+    )
+    for table, events in _ACCESS_EVENTS.items():
+        connection.execute(
+            f"CREATE TRIGGER {table}_access AFTER {' OR '.join(events)} ON {table}"
+            " FOR EACH STATEMENT EXECUTE FUNCTION access_changed()"
+        )
+
+
 # SQLITE[n] brings a database at user_version n+1 to n+2; schema.sql is always the newest
 # schema, so a fresh database skips them all.
 SQLITE: list[Callable[[sqlite3.Connection], None]] = [
@@ -200,9 +239,10 @@ SQLITE: list[Callable[[sqlite3.Connection], None]] = [
     _add_mirrors,
     _scope_every_token,
     _add_mirror_sync,
+    _add_access_generation,
 ]
 
 # PostgreSQL came at version 6 (schema-postgres.sql's then): POSTGRES[n] brings a database at
 # schema_version n+6 to n+7, the same step as SQLITE[n+5].
 POSTGRES_FIRST = 6
-POSTGRES: list[Callable[[Connection], None]] = []
+POSTGRES: list[Callable[[Connection], None]] = [_add_access_generation_postgres]

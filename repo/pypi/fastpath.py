@@ -7,7 +7,8 @@ as the route does, and answers only when the mirror needs no word from upstream 
 its TTL, or one the open breaker keeps to the files we hold); anything else, Flask revalidates.
 
 It only ever answers with success: it decides nothing of its own, but asks what the routes
-ask (check_token and find_channel, here in one query; role_in, choose_format), and whenever a
+ask (check_token and find_channel, here in one query whose answers each process keeps while
+the database's access generation stands; role_in, choose_format), and whenever a
 request is anything but plain (two credentials, a password, a query string, a refusal, a page
 not yet rendered) it hands the request to Flask untouched, which answers as it always does.
 """
@@ -24,6 +25,7 @@ from packaging.utils import canonicalize_name
 from werkzeug.http import parse_etags, quote_etag
 
 from .. import accounts
+from ..access import AccessCache
 from ..accounts import ANONYMOUS, TokenRefused
 from ..auth import TOKEN_PASSWORD, TOKEN_USERS
 from ..db import connection_for
@@ -44,6 +46,7 @@ class FastIndex:
     def __init__(self, app: Flask, wsgi_app: Callable):
         self.app = app
         self.wsgi_app = wsgi_app
+        self.access = AccessCache()  # this process's token checks (repo/access.py)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         answer = self._answer(environ) if environ.get("REQUEST_METHOD") == "GET" else None
@@ -68,7 +71,9 @@ class FastIndex:
             identity, channel = ANONYMOUS, accounts.find_channel(db, match["channel"], ANONYMOUS)
         else:
             try:
-                identity, channel = accounts.check_token_for_channel(db, secret, match["channel"])
+                identity, channel = accounts.check_token_for_channel(
+                    db, secret, match["channel"], self.access
+                )
             except TokenRefused:
                 return None
         if channel is None or accounts.role_in(db, identity, channel) is None:

@@ -3,9 +3,12 @@ every other request to Flask (the auth matrix walks the refusals through it as w
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from repo import accounts
+from repo.access import AccessCache
 from repo.mirror import settings
 from repo.pypi import fastpath
 
@@ -213,3 +216,93 @@ def test_the_one_query_refuses_what_check_token_refuses(app, repo, secret):
     with pytest.raises(accounts.TokenRefused) as alone:
         accounts.check_token(repo.db, secret)
     assert str(fused.value) == str(alone.value)
+
+
+def answer(db, secret: str, cache=None):
+    """check_token_for_channel's answer for 'ch', or its refusal, in one comparable shape."""
+    try:
+        return accounts.check_token_for_channel(db, secret, "ch", cache)
+    except accounts.TokenRefused as refused:
+        return "refused", str(refused)
+
+
+@pytest.fixture
+def members(app, repo):
+    """alice owns 'ch', bob reads it; a token of each."""
+    made = repo.owner_with_channel("alice", "ch")
+    bob = repo.user("bob")
+    accounts.grant(repo.db, made.channel_id, bob, "read")
+    tokens = {"alice_token": repo.token(made.user_id), "bob_token": repo.token(bob)}
+    return SimpleNamespace(alice=made.user_id, bob=bob, channel=made.channel_id, **tokens)
+
+
+def test_a_kept_answer_costs_one_query_of_one_row(repo, members):
+    cache = AccessCache()
+    first = answer(repo.db, members.bob_token, cache)
+    seen = []
+    repo.db.set_trace_callback(seen.append)
+    try:
+        again = answer(repo.db, members.bob_token, cache)
+    finally:
+        repo.db.set_trace_callback(None)
+
+    assert again == first == answer(repo.db, members.bob_token)
+    assert [sql.split(" FROM ")[1].split()[0] for sql in seen] == ["access_generation"]
+
+
+def token_id(db, user_id: int) -> int:
+    return accounts.list_tokens(db, user_id)[-1]["id"]
+
+
+# Each change to what the check reads, made as the server makes it.
+CHANGES = {
+    "revoked": lambda db, m: accounts.revoke_token(db, token_id(db, m.bob)),
+    "rotated": lambda db, m: accounts.rotate_token(db, token_id(db, m.bob)),
+    "user disabled": lambda db, m: accounts.set_disabled(db, m.bob, True),
+    "user made admin": lambda db, m: accounts.set_admin(db, m.bob, True),
+    "user deleted": lambda db, m: accounts.delete_user(db, m.bob),
+    "membership changed": lambda db, m: accounts.grant(db, m.channel, m.bob, "write"),
+    "membership ended": lambda db, m: accounts.remove_member(db, m.channel, m.bob),
+    "channel made public": lambda db, m: accounts.update_channel(db, m.channel, public=True),
+    "channel mirrors": lambda db, m: settings.create(
+        db, m.channel, "pypi", "https://upstream.example/simple/"
+    ),
+    "channel deleted": lambda db, m: accounts.delete_channel(db, m.channel, force=True),
+}
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_every_change_the_check_reads_is_seen_at_the_next_request(repo, members, change):
+    cache = AccessCache()
+    answer(repo.db, members.bob_token, cache)
+
+    CHANGES[change](repo.db, members)
+
+    assert answer(repo.db, members.bob_token, cache) == answer(repo.db, members.bob_token)
+
+
+def test_an_upload_is_seen_at_the_next_request_through_a_kept_answer(client, repo, members):
+    cache = AccessCache()
+    before = answer(repo.db, members.alice_token, cache)[1]["revision"]
+
+    send(
+        client, "POST", "/api/repo/ch/", data=twine_form(), headers=token_auth(members.alice_token)
+    )
+
+    assert answer(repo.db, members.alice_token, cache)[1]["revision"] == before + 1
+
+
+def test_a_kept_token_is_marked_used_once_a_minute(repo, members, monkeypatch):
+    cache = AccessCache()
+    writes = []
+    repo.db.set_trace_callback(lambda sql: writes.append(sql) if "last_used" in sql
+                               and sql.startswith("UPDATE") else None)  # fmt: skip
+    try:
+        for stamp in ("2026-12-01T10:00:01Z", "2026-12-01T10:00:59Z", "2026-12-01T10:01:00Z"):
+            monkeypatch.setattr(accounts, "now", lambda stamp=stamp: stamp)
+            answer(repo.db, members.bob_token, cache)
+    finally:
+        repo.db.set_trace_callback(None)
+
+    assert len(writes) == 2
+    assert accounts.list_tokens(repo.db, members.bob)[-1]["last_used"] == "2026-12-01T10:01:00Z"

@@ -55,6 +55,7 @@ def test_fresh_database_has_the_schema_version(tmp_path):
         "mirror_files",
         "mirror_leases",
         "mirror_rules",
+        "access_generation",
     }
 
 
@@ -87,12 +88,15 @@ OLD_SCHEMAS = sorted((Path(__file__).parents[1] / "fixtures" / "schemas").glob("
 
 
 def columns(connection) -> dict[str, list[tuple]]:
-    """Each table's columns (name, type, not null, default, primary key) and its indexes."""
+    """Each table's columns (name, type, not null, default, primary key), its indexes and
+    its triggers (their SQL, spaces aside)."""
     tables = [row[1] for row in shape(connection) if row[0] == "table"]
     return {
         table: connection.execute(f"SELECT name, type, \"notnull\", dflt_value, pk"
                                   f" FROM pragma_table_info('{table}')").fetchall()
         + connection.execute(f"SELECT name FROM pragma_index_list('{table}')").fetchall()
+        + sorted(" ".join(sql.split()) for (sql,) in connection.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (table,)))
         for table in tables
     }  # fmt: skip
 

@@ -9,7 +9,9 @@ import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import psycopg
 import pytest
 
 from repo import accounts, create_app, db, files, migrations, postgres
@@ -48,6 +50,9 @@ def lite(tmp_path):
 
 # --- the schema -------------------------------------------------------------------------
 
+# schema-postgres.sql as version 6 had it, the first on PostgreSQL.
+OLD_SCHEMA = Path(__file__).parents[1] / "fixtures" / "schemas" / "postgres-v6.sql"
+
 # Bookkeeping that SQLite keeps elsewhere: PRAGMA user_version, and files in the data dir.
 POSTGRES_ONLY = {"schema_version", "server_secrets"}
 
@@ -55,7 +60,7 @@ POSTGRES_ONLY = {"schema_version", "server_secrets"}
 def sqlite_shape(connection) -> dict:
     """Each table's columns (name, not null, primary key) and its index names."""
     shape = {}
-    for table in db.tables():
+    for table in (*db.tables(), *db.DERIVED_TABLES):
         columns = connection.execute(
             f"SELECT name, \"notnull\", pk FROM pragma_table_info('{table}')"
         )
@@ -96,8 +101,39 @@ def postgres_shape(connection) -> dict:
 def test_both_schemas_have_the_same_tables_columns_keys_and_indexes(pg, lite):
     ours = postgres_shape(pg)
 
-    assert set(ours) - set(db.tables()) == POSTGRES_ONLY
-    assert {table: ours[table] for table in db.tables()} == sqlite_shape(lite)
+    assert set(ours) - set(db.tables()) - set(db.DERIVED_TABLES) == POSTGRES_ONLY
+    assert {table: ours[table] for table in (*db.tables(), *db.DERIVED_TABLES)} == sqlite_shape(
+        lite
+    )
+
+
+def event(table: str, kind: str, columns: str | None = None) -> tuple:
+    """A trigger's table, event and columns ("UPDATE", "a, b"), in one comparable shape."""
+    return table, kind, frozenset(filter(None, (columns or "").replace(",", " ").split()))
+
+
+def access_events(connection) -> set[tuple]:
+    """The events of the triggers of a PostgreSQL database."""
+    return {event(*row) for row in connection.execute(
+        "SELECT t.event_object_table, t.event_manipulation, string_agg(c.event_object_column,"
+        " ',') FROM information_schema.triggers AS t"
+        " LEFT JOIN information_schema.triggered_update_columns AS c"
+        " ON c.trigger_name = t.trigger_name AND t.event_manipulation = 'UPDATE'"
+        " WHERE t.trigger_schema = current_schema() GROUP BY 1, 2").fetchall()}  # fmt: skip
+
+
+def test_both_schemas_move_the_access_generation_on_the_same_tables_and_events(pg, lite):
+    sqlite_events = set()
+    for table, sql in lite.execute("SELECT tbl_name, sql FROM sqlite_master"
+                                   " WHERE type = 'trigger'"):  # fmt: skip
+        kind, _, columns = " ".join(sql.split()).split(" AFTER ")[1].split(f" ON {table}")[0]\
+            .partition(" OF ")  # fmt: skip
+        sqlite_events.add(event(table, kind, columns))
+    postgres_events = access_events(pg)
+
+    assert {table for table, _, _ in sqlite_events} == {
+        "tokens", "users", "channels", "memberships", "mirrors"}  # fmt: skip
+    assert sqlite_events == postgres_events
 
 
 def test_both_schemas_are_at_the_same_version(pg, lite):
@@ -129,6 +165,23 @@ def test_a_database_at_an_older_version_is_migrated_once(tmp_path, url, monkeypa
         version = db.get_db().execute("SELECT version FROM schema_version").fetchone()[0]
         assert version == migrations.POSTGRES_FIRST + len(migrations.POSTGRES)
         assert db.get_db().execute("SELECT motto FROM channels").fetchall() == []
+
+
+def test_a_version_6_database_migrates_to_the_fresh_schema(tmp_path, pg):
+    old = conftest.STACK.postgres.fresh_database("version_6")
+    with psycopg.connect(old, autocommit=True) as connection:
+        connection.execute(OLD_SCHEMA.read_text())
+        connection.execute("INSERT INTO users (name, password_hash, created) VALUES ('a', '', '')")
+
+    migrated = db.open_connection(start(tmp_path, old, "old"))
+    try:
+        assert postgres_shape(migrated) == postgres_shape(pg)
+        assert access_events(migrated) == access_events(pg)
+        assert accounts.user_count(migrated) == 1
+        assert migrated.execute("SELECT version FROM schema_version").fetchone()[0] == (
+            migrations.POSTGRES_FIRST + len(migrations.POSTGRES))  # fmt: skip
+    finally:
+        migrated.close()
 
 
 def test_servers_starting_at_once_on_an_empty_database_make_one_schema_and_share_a_key(
@@ -378,8 +431,6 @@ def test_a_connection_the_server_dropped_is_replaced(pg):
 
 
 def psycopg_admin():
-    import psycopg
-
     return psycopg.connect(conftest.STACK.postgres.url("postgres"), autocommit=True)
 
 
