@@ -3,7 +3,9 @@ is done through A is in force through B at the next request, for pip, uv, R and 
 uploads split over both lose and double nothing; a server killed mid-upload leaves nothing
 visible; both restart with everything there. The servers are real gunicorns with data dirs
 of their own (one per host, as in production); PostgreSQL and the S3 protocol server are the
-scale stack's (tests/stacks), started by the tests on 127.0.0.1."""
+scale stack's (tests/stacks), started by the tests on 127.0.0.1. Every server here is given its
+storage explicitly, the same on either stack, so the module runs once, in the embedded pass
+(embedded_only), not again in the scale pass."""
 
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ from .live import (
 )
 
 TRUSTED = {"REPO_TRUSTED_PROXIES": "1", "REPO_AUTH_FAILURE_LIMIT": "5"}
+pytestmark = pytest.mark.embedded_only
 
 
 def shared_storage(label: str) -> dict[str, str]:
