@@ -12,8 +12,6 @@ query ran, so one fetched while the number moved is never taken for the new one'
 
 from __future__ import annotations
 
-from typing import Any
-
 from .db import Connection
 
 # Answers kept at most (tokens times the channels each asks for); past it they start anew.
@@ -38,7 +36,7 @@ class AccessCache:
             return None
         return kept[1], kept[2]
 
-    def put(self, fetched_at: int, digest: str, name: str, token: dict, channel: Any) -> None:
+    def put(self, fetched_at: int, digest: str, name: str, token: dict, channel: dict) -> None:
         """Keep an answer fetched after reading generation `fetched_at`."""
         if len(self._answers) >= LIMIT:
             self._answers = {}

@@ -91,9 +91,9 @@ def restarted(app: Flask, **settings) -> Flask:
 
 def pytest_collection_modifyitems(config, items):
     """Every test lives in unit/ or e2e/: the folder says whether a live server is involved.
-    On the scale stack, the tests meant for the embedded stack alone (embedded_only: SQLite or
-    the blob folder themselves, the zipapp, the benchmark) are deselected: they are not
-    skipped, since they are not meant to run there."""
+    On the scale stack, the tests meant for the embedded pass alone (embedded_only: SQLite or
+    the blob folder themselves, the zipapp, what sets up its own PostgreSQL and S3 on either
+    stack) are deselected: they are not skipped, since they are not meant to run there."""
     for item in items:
         folder = Path(item.fspath).relative_to(TESTS).parts[0]
         if folder not in ("unit", "e2e"):

@@ -188,10 +188,12 @@ def test_a_yank_on_b_is_seen_on_a_and_a_revalidation_on_b_gets_304(pair, dists, 
 def test_revocation_and_a_password_change_on_a_are_in_force_on_b_at_the_next_request(pair):
     secret = token(pair.a, "--channel", "team", "--scope", "read", "--label", "revoke-me")
     page = f"{pair.b.url}/api/repo/team/simple/"
-    assert get(page, {"X-Auth": secret})[0] == 200
+    # Several times: B's workers each keep the token's check (repo/access.py), and the page.
+    # (Refusals are fewer: five failures are this client's limit, TRUSTED.)
+    assert [get(page, {"X-Auth": secret})[0] for _ in range(6)] == [200] * 6
     listed = json.loads(pair.a.cli("token", "list", "alice", "--json"))
     pair.a.cli("token", "revoke", str(next(t["id"] for t in listed if t["label"] == "revoke-me")))
-    assert get(page, {"X-Auth": secret})[0] == 401
+    assert [get(page, {"X-Auth": secret})[0] for _ in range(3)] == [401] * 3
 
     pair.a.cli("user", "create", "carol", "--password", "carol-old-password")
     pair.a.cli("channel", "grant", "team", "carol", "--role", "read")
