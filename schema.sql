@@ -250,4 +250,44 @@ CREATE TRIGGER IF NOT EXISTS mirrors_access_insert AFTER INSERT ON mirrors
 CREATE TRIGGER IF NOT EXISTS mirrors_access_delete AFTER DELETE ON mirrors
     BEGIN UPDATE access_generation SET generation = generation + 1; END;
 
-PRAGMA user_version = 7;
+-- Every upload, yank, unyank and delete of a channel's files, each with the file as it was
+-- then (the columns of files, its package's normalized and display names): a dated snapshot
+-- (repo/snapshots) shows each file as its latest event at or before the instant left it,
+-- unless that event deleted it. `actor_id`: who did it (NULL for the console, or when gone).
+-- The blobs an event names are kept, so a snapshot from before a delete still serves them.
+CREATE TABLE IF NOT EXISTS file_events (
+    id              INTEGER PRIMARY KEY,
+    channel_id      INTEGER NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+    at              TEXT NOT NULL,
+    event           TEXT NOT NULL CHECK (event IN ('upload', 'yank', 'unyank', 'delete')),
+    actor_id        INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    kind            TEXT NOT NULL CHECK (kind IN ('pypi', 'cran')),
+    package         TEXT NOT NULL,
+    display_name    TEXT NOT NULL,
+    subdir          TEXT NOT NULL,
+    version         TEXT NOT NULL,
+    filename        TEXT NOT NULL,
+    sha256          TEXT NOT NULL,
+    size            INTEGER NOT NULL,
+    uploader_id     INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    uploaded        TEXT NOT NULL,
+    yanked          INTEGER NOT NULL,
+    yanked_reason   TEXT,
+    requires_python TEXT,
+    metadata_sha256 TEXT,
+    metadata        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS file_events_channel ON file_events(channel_id, kind, package, at);
+CREATE INDEX IF NOT EXISTS file_events_sha256 ON file_events(sha256);
+
+-- When a CRAN-like upstream's index listed a file: from the fetch that first showed it to the
+-- one that no longer did (NULL: still listed). A dated snapshot of a mirror channel's R side
+-- lists what the indexes the mirror saw listed at that instant.
+CREATE TABLE IF NOT EXISTS mirror_listings (
+    file_id INTEGER NOT NULL REFERENCES mirror_files(id) ON DELETE CASCADE,
+    since   TEXT NOT NULL,
+    until   TEXT,
+    PRIMARY KEY (file_id, since)
+);
+
+PRAGMA user_version = 8;

@@ -27,6 +27,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .cran import routes as cran_routes
     from .pypi import fastpath
     from .pypi import routes as pypi_routes
+    from .snapshots import routes as snapshot_routes
     from .ui import routes as ui_routes
 
     app = Flask(__name__, template_folder=RESOURCES / "templates",
@@ -39,7 +40,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     responses.init_app(app)
     auth.init_app(app)
     upload.init_app(app)
-    for blueprint in (upload.bp, pypi_routes.bp, cran_routes.bp):
+    for blueprint in (upload.bp, pypi_routes.bp, cran_routes.bp, snapshot_routes.bp):
         for suffix, prefix in PREFIXES.items():
             app.register_blueprint(blueprint, url_prefix=prefix, name=blueprint.name + suffix)
     api.init_app(app)

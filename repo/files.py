@@ -16,6 +16,7 @@ from packaging.utils import canonicalize_name
 from .blobs import PendingBlob
 from .db import Connection, DatabaseError, IntegrityError, Row, now, transaction
 from .errors import Conflict, Invalid, NotFound
+from .snapshots import history
 
 
 @dataclass(frozen=True)
@@ -130,22 +131,27 @@ def _insert(db: Connection, channel_id: int, new: NewFile, uploader_id: int) -> 
         "SELECT id FROM packages WHERE channel_id = ? AND kind = ? AND name = ?",
         (channel_id, new.kind, new.name),
     ).fetchone()[0]
+    uploaded = now()
     db.execute(
         "INSERT INTO files (package_id, channel_id, kind, subdir, version, filename,"
         " sha256, size, uploader_id, uploaded, requires_python, metadata_sha256,"
         " metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             package_id, channel_id, new.kind, new.subdir, new.version, new.filename,
-            new.sha256, new.size, uploader_id, now(), new.requires_python,
+            new.sha256, new.size, uploader_id, uploaded, new.requires_python,
             new.metadata_sha256, json.dumps(new.metadata, sort_keys=True),
         ),
     )  # fmt: skip
+    history.record(db, "upload", uploaded, uploader_id, channel_id=channel_id, kind=new.kind,
+                   subdir=new.subdir, filename=new.filename)  # fmt: skip
     _bump(db, channel_id)
 
 
-# Every column that names a blob: uploads, their PEP 658 METADATA, and what mirrors cached. A
+# Every column that names a blob: uploads, their PEP 658 METADATA, their history (a deleted
+# file's blobs stay for the snapshots from before the delete), and what mirrors cached. A
 # blob none of them names may be removed (by gc, or after a failed publish).
 BLOB_COLUMNS = (("files", "sha256"), ("files", "metadata_sha256"),
+                ("file_events", "sha256"), ("file_events", "metadata_sha256"),
                 ("mirror_files", "blob_sha256"), ("mirror_files", "metadata_blob"))  # fmt: skip
 
 
@@ -216,22 +222,20 @@ def by_digest(db: Connection, channel_id: int, sha256: str, filename: str):
     ).fetchone()
 
 
-def set_yanked(
-    db: Connection, channel_id: int, filename: str, yanked: bool, reason: str | None
-) -> None:
-    """Yank (PEP 592) or unyank a file by its name in the channel."""
-    _set_yanked(db, channel_id, "filename", filename, yanked, reason)
+def set_yanked(db: Connection, channel_id: int, filename: str, yanked: bool, reason: str | None,
+               actor_id: int | None = None) -> None:  # fmt: skip
+    """Yank (PEP 592) or unyank a file by its name in the channel; `actor_id` did it."""
+    _set_yanked(db, channel_id, "filename", filename, yanked, reason, actor_id)
 
 
-def set_yanked_by_id(
-    db: Connection, channel_id: int, file_id: int, yanked: bool, reason: str | None
-) -> None:
+def set_yanked_by_id(db: Connection, channel_id: int, file_id: int, yanked: bool,
+                     reason: str | None, actor_id: int | None = None) -> None:  # fmt: skip
     """Yank or unyank one file: an R file name can stand in several binary trees."""
-    _set_yanked(db, channel_id, "id", file_id, yanked, reason)
+    _set_yanked(db, channel_id, "id", file_id, yanked, reason, actor_id)
 
 
 def _set_yanked(db: Connection, channel_id: int, column: str, value: str | int,
-                yanked: bool, reason: str | None) -> None:  # fmt: skip
+                yanked: bool, reason: str | None, actor_id: int | None) -> None:  # fmt: skip
     with transaction(db):
         cursor = db.execute(
             f"UPDATE files SET yanked = ?, yanked_reason = ? WHERE channel_id = ? AND {column} = ?",
@@ -239,16 +243,20 @@ def _set_yanked(db: Connection, channel_id: int, column: str, value: str | int,
         )
         if cursor.rowcount == 0:
             raise NotFound(f"File '{value}' not found")
+        history.record(db, "yank" if yanked else "unyank", now(), actor_id,
+                       channel_id=channel_id, **{column: value})  # fmt: skip
         _bump(db, channel_id)
 
 
-def delete_file(db: Connection, channel_id: int, file_id: int) -> int:
+def delete_file(db: Connection, channel_id: int, file_id: int,
+                actor_id: int | None = None) -> int:  # fmt: skip
     """Remove a file's row, and its package's when it was the last file, bumping the revision;
     return how many files the package has left. Its name and sha256 are kept in
-    used_filenames, so that the name can never hold other content.
+    used_filenames, so that the name can never hold other content, and the file in its
+    history, so that snapshots from before the delete still have it.
 
-    The blob stays: an upload of the same content may be committing it at this very moment,
-    so only `repo gc` removes blobs, once nothing references them.
+    The blob stays: snapshots serve it, and an upload of the same content may be committing
+    it at this very moment.
     """
     with transaction(db):
         row = db.execute(
@@ -262,6 +270,7 @@ def delete_file(db: Connection, channel_id: int, file_id: int) -> int:
             " DO UPDATE SET sha256 = excluded.sha256",
             (channel_id, row["kind"], row["subdir"], row["filename"], row["sha256"]),
         )
+        history.record(db, "delete", now(), actor_id, id=file_id)
         db.execute("DELETE FROM files WHERE id = ?", (file_id,))
         left = db.execute(
             "SELECT count(*) FROM files WHERE package_id = ?", (row["package_id"],)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import request
 from packaging.utils import canonicalize_name
 
-from .. import files
+from .. import auth, files
 from ..db import get_db
 from ..errors import Invalid, NotFound
 from . import shapes
@@ -62,9 +62,8 @@ def _file(channel_id: int, filename: str):
 def update_file(channel, filename: str, body: dict):
     target = _file(channel["id"], filename)
     db = get_db()
-    files.set_yanked_by_id(
-        db, channel["id"], target["id"], body["yanked"], body.get("yanked_reason")
-    )
+    files.set_yanked_by_id(db, channel["id"], target["id"], body["yanked"],
+                           body.get("yanked_reason"), auth.current_identity().user_id)  # fmt: skip
     changed = _file(channel["id"], filename)
     return shapes.file(changed, changed["display_name"])
 
@@ -72,5 +71,6 @@ def update_file(channel, filename: str, body: dict):
 @endpoint("DELETE", FILE, "Delete a file (owners); its name never holds other content again",
           channel="owner", query=("subdir",), answers={204: None}, errors=(400,))  # fmt: skip
 def delete_file(channel, filename: str):
-    files.delete_file(get_db(), channel["id"], _file(channel["id"], filename)["id"])
+    files.delete_file(get_db(), channel["id"], _file(channel["id"], filename)["id"],
+                      auth.current_identity().user_id)  # fmt: skip
     return "", 204

@@ -25,7 +25,7 @@ import shutil
 import tempfile
 import time
 from calendar import timegm
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
 from time import strptime
@@ -80,22 +80,43 @@ def index_file(db: Connection, cache_root: Path, channel_id: int, subdir: str, n
         if mirrored is not None:
             state += "-{}-{}".format(*mirrored.state(db))
         directory = cache_root / str(channel_id) / state / subdir
-        if not (directory / ETAGS).is_file():
-            rows = db.execute(
+        if (directory / ETAGS).is_file():
+            return _served(directory, name)
+
+        def rows() -> list[Row]:
+            return db.execute(
                 "SELECT files.*, packages.name AS package FROM files"
                 " JOIN packages ON packages.id = files.package_id"
                 " WHERE files.channel_id = ? AND files.kind = 'cran' AND files.subdir = ?"
                 " AND files.yanked = 0",
                 (channel_id, subdir),
             ).fetchall()
-            upstream, archived = [], {}
-            if mirrored is not None:
-                upstream = mirrored.entries(db, subdir)
-                archived = mirrored.archived(db) if subdir == SOURCE_DIR else {}
-            if not (rows or upstream or archived):
-                return _empty(subdir == SOURCE_DIR)[name]
-            _build(directory, subdir, _contents(subdir, rows, upstream, archived))
+
+        found = index_set(db, directory, subdir, name, rows, mirrored)
+        if isinstance(found[0], Path):
             _forget_older(cache_root / str(channel_id), state)
+        return found
+
+
+def index_set(db: Connection, directory: Path, subdir: str, name: str,
+              rows: Callable[[], list[Row]],
+              mirrored: Mirrored | None) -> tuple[Path | bytes, str]:  # fmt: skip
+    """One index file of the set kept at `directory` (built first if need be, from `rows()`:
+    the channel's own unyanked files of `subdir`, and a mirror's), as index_file answers it.
+    For repo.snapshots too, whose sets are keyed on an instant's state instead."""
+    if not (directory / ETAGS).is_file():
+        own = rows()
+        upstream, archived = [], {}
+        if mirrored is not None:
+            upstream = mirrored.entries(db, subdir)
+            archived = mirrored.archived(db) if subdir == SOURCE_DIR else {}
+        if not (own or upstream or archived):
+            return _empty(subdir == SOURCE_DIR)[name]
+        _build(directory, subdir, _contents(subdir, own, upstream, archived))
+    return _served(directory, name)
+
+
+def _served(directory: Path, name: str) -> tuple[Path, str]:
     etags = json.loads((directory / ETAGS).read_text())
     return directory / name, etags[name]
 

@@ -37,14 +37,19 @@ def repository(channel: str, path: str):
         raise NotFound(f"Not a file of a CRAN-like repository: '{path}'")
     if wanted.index is not None:
         return _index(target["id"], wanted)
-    row = _package_file(target["id"], wanted)
+    return package_file(target, wanted, _package_file(target["id"], wanted))
+
+
+def package_file(channel, wanted: paths.CranPath, row):
+    """The file `wanted`: the channel's own (`row`, if it has it) from the blob store, else
+    its upstream's."""
     if row is not None:
-        return current_app.extensions["blobs"].send(row["sha256"], _type(wanted.file),
+        return current_app.extensions["blobs"].send(row["sha256"], file_type(wanted.file),
                                                      wanted.file)  # fmt: skip
-    mirrored = mirror.package_file(current_app, get_db(), target["id"], wanted,
-                                   _type(wanted.file))  # fmt: skip
+    mirrored = mirror.package_file(current_app, get_db(), channel["id"], wanted,
+                                   file_type(wanted.file))  # fmt: skip
     if mirrored is None:
-        raise NotFound(f"File '{wanted.file}' not found in channel '{channel}'")
+        raise NotFound(f"File '{wanted.file}' not found in channel '{channel['name']}'")
     return mirrored
 
 
@@ -55,29 +60,32 @@ def _index(channel_id: int, wanted: paths.CranPath):
     root = cache.root(current_app.config["DATA_DIR"])
     location, etag = cache.index_file(db, root, channel_id, wanted.subdir, wanted.index,
                                       upstream)  # fmt: skip
-    if isinstance(location, bytes):
-        response = _send(io.BytesIO(location), etag, INDEX_CACHE, wanted.index)
-    else:
-        response = _send(location, etag, INDEX_CACHE)
+    response = send_index(location, etag, INDEX_CACHE, wanted.index)
     if upstream is not None and upstream.stale:
         response.headers["X-Repo-Cache"] = mirror.STALE
     return response
 
 
 def _package_file(channel_id: int, wanted: paths.CranPath):
-    row = files.find(get_db(), channel_id, KIND, wanted.subdir, wanted.file)
+    return in_place(files.find(get_db(), channel_id, KIND, wanted.subdir, wanted.file), wanted)
+
+
+def in_place(row, wanted: paths.CranPath):
+    """`row` if it is the file `wanted` names: an Archive/<pkg>/ path names its package too."""
     if row is None or wanted.archived_package is None:
         return row
     return row if json.loads(row["metadata"]).get("Package") == wanted.archived_package else None
 
 
-def _send(location: Path | io.BytesIO, etag: str, cache_control: str, name: str | None = None):
-    """`location` (a file, or the bytes of an empty index) as the file `name`."""
-    response = send_file(location, mimetype=_type(name or location.name), conditional=True,
-                         etag=etag, max_age=None)  # fmt: skip
+def send_index(location: Path | bytes, etag: str, cache_control: str, name: str):
+    """`location` (a file, or the bytes of an empty index) as the index file `name`."""
+    if isinstance(location, bytes):
+        location = io.BytesIO(location)
+    response = send_file(location, mimetype=file_type(name), conditional=True, etag=etag,
+                         max_age=None)  # fmt: skip
     response.headers["Cache-Control"] = cache_control
     return response
 
 
-def _type(name: str) -> str:
+def file_type(name: str) -> str:
     return TYPES.get(Path(name).suffix, "application/octet-stream")

@@ -89,6 +89,11 @@ class Contrib:
         held = " AND blob_sha256 IS NOT NULL" if self.held else ""
         rows = self._shown_rows(db, "project, version, filename, size, upload_time", SOURCE,
                                 f"listed = 0{held}")  # fmt: skip
+        return self.archive_of(rows)
+
+    @staticmethod
+    def archive_of(rows: list[Row]) -> dict[str, list[tuple[str, int, float]]]:
+        """Upstream rows as archive.rds lists them, by package, oldest version first."""
         archive: dict[str, list[tuple[str, int, float]]] = {}
         for row in sorted(rows, key=lambda r: (r["project"], version_key(r["version"]))):
             moment = datetime.fromisoformat(row["upload_time"]) if row["upload_time"] else None
@@ -98,13 +103,14 @@ class Contrib:
             )  # fmt: skip
         return archive
 
-    def _shown_rows(self, db: Connection, columns: str, subdir: str,
-                    where: str) -> list[Row]:  # fmt: skip
-        """The mirror's rows of `subdir` that match `where`, of the packages the channel shows."""
+    def _shown_rows(self, db: Connection, columns: str, subdir: str, where: str,
+                    parameters: tuple = ()) -> list[Row]:  # fmt: skip
+        """The mirror's rows of `subdir` that match `where` (with `parameters`), of the
+        packages the channel shows."""
         shown = _shown(db, self.mirror.channel_id)
         rows = db.execute(
             f"SELECT {columns} FROM mirror_files WHERE mirror_id = ? AND subdir = ? AND {where}",
-            (self.mirror.id, subdir),
+            (self.mirror.id, subdir, *parameters),
         )
         return [row for row in rows if shown(row["project"])]
 
@@ -115,7 +121,7 @@ def contrib(app: Flask, db: Connection, channel_id: int, subdir: str,
     (R28); None when the channel mirrors no CRAN-like upstream there. Raises 503 when the
     upstream is down and nothing can be listed (R6)."""
     mirror = settings.find(db, channel_id, KIND)
-    if mirror is None or not _mirrored(subdir):
+    if mirror is None or not mirrored_tree(subdir):
         return None
     upstream = for_mirror(app, db, mirror)
     try:
@@ -141,7 +147,7 @@ def package_file(app: Flask, db: Connection, channel_id: int, wanted: paths.Cran
     mirror = settings.find(db, channel_id, KIND)
     assert wanted.file is not None
     named = wanted.archived_package or wanted.file.split("_", 1)[0]
-    if mirror is None or not _mirrored(wanted.subdir):
+    if mirror is None or not mirrored_tree(wanted.subdir):
         return None
     if not settings.upstream_may_serve(db, channel_id, KIND, named):
         return None
@@ -161,7 +167,8 @@ def package_file(app: Flask, db: Connection, channel_id: int, wanted: paths.Cran
     return fetch.serve(app, db, mirror, row, mimetype, _fallbacks(row))
 
 
-def _mirrored(subdir: str) -> bool:
+def mirrored_tree(subdir: str) -> bool:
+    """Whether the channel's upstream is asked for the contrib directory `subdir`."""
     return subdir == SOURCE or subdir.startswith(MIRRORED_TREES)
 
 

@@ -28,6 +28,7 @@ from ..cran import cache, paths, rds
 from ..cran.description import parse_dcf
 from ..db import Connection, Row, now, transaction
 from ..errors import Invalid
+from ..snapshots import history
 from . import lease
 from .upstream import (
     GONE,
@@ -270,6 +271,8 @@ def _store_index(upstream: Upstream, subdir: str, records: list[_Record] | None,
             [(f"{SOURCE}/Archive/{row['project']}/{row['filename']}" if subdir == SOURCE
               else row["url"], moment, row["id"]) for row in dropped],
         )  # fmt: skip
+        if changed or dropped:
+            history.record_listings(db, mirror_id, subdir, moment)
         state = "missing" if records is None else "found"
         _save_page(upstream, subdir, state, etag, last_modified, bool(changed or dropped))
 

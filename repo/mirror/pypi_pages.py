@@ -39,6 +39,9 @@ class Snapshot:
     status_reason: str | None = None
     held_only: bool = False  # the upstream is down: list only files we hold (R8)
     cutoff: float | None = None  # R21: files uploaded after it (epoch seconds) are not listed
+    # A dated snapshot (repo.snapshots): only files whose upload-time is known and not after
+    # it (epoch seconds), as uv --exclude-newer takes them.
+    until: float | None = None
     cache: str | None = None  # the X-Repo-Cache header, if any
 
 
@@ -93,26 +96,31 @@ _STATE = (
 )
 
 
-def contents(db: Connection, channel: Row, name: str,
-             snapshot: Snapshot) -> Contents | None:  # fmt: skip
-    """The files of `name`'s page; None when the channel has no such project.
+def contents(db: Connection, channel: Row, name: str, snapshot: Snapshot,
+             uploads: list[Row] | None = None) -> Contents | None:  # fmt: skip
+    """The files of `name`'s page; None when the channel has no such project. `uploads`: the
+    channel's own files to list (a dated snapshot's), else those it holds now.
 
     A merged name lists the channel's own files first and no upstream file of the same name.
     A quarantined project offers no upstream file (PEP 792, R20); a merged name's own uploads
     are the channel's, so those stay, and then the page does not say quarantined.
     """
-    own = [_uploaded(row) for row in files.package_files(db, channel["id"], KIND, name) or []]
+    if uploads is None:
+        uploads = files.package_files(db, channel["id"], KIND, name) or []
+    own = [_uploaded(row) for row in uploads]
     if snapshot.mirror_id is None or not snapshot.found:
         return Contents(own, "active", None) if own else None
     status, reason = snapshot.status, snapshot.status_reason
     if status == "quarantined":
         return Contents(own, "active", None) if own else Contents([], status, reason)
     held = " AND blob_sha256 IS NOT NULL" if snapshot.held_only else ""
+    dated = "" if snapshot.until is None else f" AND {settings.UPLOADED_BY}"
     rows = db.execute(
         "SELECT * FROM mirror_files WHERE mirror_id = ? AND project = ? AND listed = 1"
-        f"{held} AND NOT {settings.YOUNG} ORDER BY id",
-        (snapshot.mirror_id, name, snapshot.cutoff),
-    )
+        f"{held} AND NOT {settings.YOUNG}{dated} ORDER BY id",
+        (snapshot.mirror_id, name, snapshot.cutoff,
+         *(() if snapshot.until is None else (snapshot.until,))),
+    )  # fmt: skip
     taken = {entry.filename for entry in own}
     mirrored = [_mirrored(row) for row in rows if row["filename"] not in taken]
     return Contents(own + mirrored, status, reason)
@@ -133,11 +141,16 @@ def root_state(app: Flask, channel: Row) -> Snapshot:
     return Snapshot(token=_token(mirror.id, f"{count}:{changed}:{rules}", 0), mirror_id=mirror.id)
 
 
-def projects(db: Connection, channel: Row,
-             snapshot: Snapshot) -> list[tuple[str, str]]:  # fmt: skip
-    """The root page's (display name, name) pairs: the channel's own projects and those whose
-    page it cached and found, never the upstream's whole root (R22; pip and uv never read it)."""
-    shown = {row["name"]: row["display_name"] for row in files.projects(db, channel["id"], KIND)}
+def projects(db: Connection, channel: Row, snapshot: Snapshot,
+             own: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:  # fmt: skip
+    """The root page's (display name, name) pairs: the channel's own projects (`own`, a dated
+    snapshot's, else those it holds now) and those whose page it cached and found, never the
+    upstream's whole root (R22; pip and uv never read it)."""
+    if own is None:
+        own = [
+            (row["display_name"], row["name"]) for row in files.projects(db, channel["id"], KIND)
+        ]
+    shown = {name: display for display, name in own}
     if snapshot.mirror_id is not None:
         for row in db.execute(
             "SELECT key, display_name FROM mirror_pages WHERE mirror_id = ? AND state = 'found'"

@@ -28,6 +28,8 @@ RULES = ("reserve", "merge")
 # one parameter (epoch seconds; NULL for none). One without a readable upload-time never is.
 # (julianday is SQLite's; schema-postgres.sql defines it for PostgreSQL.)
 YOUNG = "coalesce((julianday(upload_time) - 2440587.5) * 86400.0 > ?, FALSE)"
+# A file a dated snapshot lists: uploaded at a known time, at most the given epoch seconds.
+UPLOADED_BY = "coalesce((julianday(upload_time) - 2440587.5) * 86400.0 <= ?, FALSE)"
 # The characters of a name on each side (PEP 503 normalized; R's package names).
 _NAME = {"pypi": re.compile(r"[a-z0-9][a-z0-9._-]*"), "cran": re.compile(r"[A-Za-z][A-Za-z0-9.]*")}
 _SIZE = re.compile(r"(\d+)([KMGT]?)(?:i?B)?", re.IGNORECASE)

@@ -30,7 +30,7 @@ INDEX_CACHE = "max-age=0, must-revalidate, private"
 PAGE_FORMAT = "p1"
 
 
-def _negotiated_format() -> str:
+def negotiated_format() -> str:
     chosen = simple.choose_format(request.headers.get("Accept"), request.args.get("format"))
     if chosen is None:
         offers = ", ".join((simple.V1_JSON, simple.V1_HTML, simple.HTML))
@@ -80,7 +80,7 @@ def _index_response(channel, content_type: str, page: str, render,
 def project_list(channel: str):
     """The channel's projects; a mirror channel's are those it holds or has cached (R22)."""
     target = auth.channel_for(channel, "read")
-    content_type = _negotiated_format()
+    content_type = negotiated_format()
     snapshot = mirror.root_state(current_app, target)
 
     def render() -> str:
@@ -89,19 +89,24 @@ def project_list(channel: str):
     return _index_response(target, content_type, "", render, snapshot)
 
 
+def normalized_project(channel: str, project: str) -> str:
+    """The PEP 503 name of `project` (a page under another spelling redirects to it)."""
+    try:
+        return canonicalize_name(project, validate=True)
+    except InvalidName:
+        # Never a redirect to it: a line break in the name would split the Location header.
+        raise NotFound(f"Project '{project}' not found in channel '{channel}'") from None
+
+
 @bp.get("/<channel>/simple/<project>/")
 @auth.required.login_required
 def project_page(channel: str, project: str):
     target = auth.channel_for(channel, "read")
-    try:
-        normalized = canonicalize_name(project, validate=True)
-    except InvalidName:
-        # Never a redirect to it: a line break in the name would split the Location header.
-        raise NotFound(f"Project '{project}' not found in channel '{channel}'") from None
+    normalized = normalized_project(channel, project)
     if normalized != project:
         # Relative, so the token-in-path prefix survives the redirect.
         return redirect(f"../{normalized}/", 301)
-    content_type = _negotiated_format()
+    content_type = negotiated_format()
     app = current_app._get_current_object()
     # A mirror's page past its TTL is asked for upstream first (mirror.md R1, R3, R6).
     snapshot = mirror.page_state(app, target, normalized) or mirror_pypi.revalidate(
@@ -134,10 +139,10 @@ def download(channel: str, sha256: str, filename: str):
         blob = uploaded["metadata_sha256"] if uploaded else None
     if blob:
         return fetch.send_blob(blob, download_name=filename, proxy=wheel != filename)
-    return _mirrored(db, target, sha256, filename)
+    return mirrored_file(db, target, sha256, filename)
 
 
-def _mirrored(db, channel, sha256: str, filename: str) -> Response:
+def mirrored_file(db, channel, sha256: str, filename: str) -> Response:
     """The channel's upstream file of this name, or the metadata of its upstream wheel."""
     found = fetch.pypi_file(db, channel["id"], sha256, filename)
     if found is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from markupsafe import Markup
 
 from .. import files
@@ -64,7 +64,8 @@ def set_yanked(channel: str, file_id: int):
     """Yank (`yanked=1`, with a reason pip shows) or unyank (`yanked=0`) a file (PEP 592)."""
     row, file = _owned_file(channel, file_id)
     yanked = request.form.get("yanked") == "1"
-    files.set_yanked_by_id(get_db(), row["id"], file_id, yanked, request.form.get("reason"))
+    files.set_yanked_by_id(get_db(), row["id"], file_id, yanked, request.form.get("reason"),
+                           g.user.user_id)  # fmt: skip
     flash(f"{'Yanked' if yanked else 'Unyanked'} {file['filename']}", "ok")
     return redirect(_package_page(channel, file), 303)
 
@@ -74,7 +75,7 @@ def set_yanked(channel: str, file_id: int):
 def delete(channel: str, file_id: int):
     """Delete a file; the package goes with its last file."""
     row, file = _owned_file(channel, file_id)
-    left = files.delete_file(get_db(), row["id"], file_id)
+    left = files.delete_file(get_db(), row["id"], file_id, g.user.user_id)
     flash(f"Deleted {file['filename']}", "ok")
     back = _package_page(channel, file) if left else url_for("ui.channels.show", channel=channel)
     return redirect(back, 303)

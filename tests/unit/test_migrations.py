@@ -56,6 +56,8 @@ def test_fresh_database_has_the_schema_version(tmp_path):
         "mirror_leases",
         "mirror_rules",
         "access_generation",
+        "file_events",
+        "mirror_listings",
     }
 
 
@@ -239,3 +241,26 @@ def test_a_version_5_token_always_has_a_scope_and_a_channel_token_never_manages(
                                                   (None, "owner")]):  # fmt: skip
         with pytest.raises(sqlite3.IntegrityError):
             connection.execute(insert, (str(number), user, channel_id, scope))
+
+
+def test_a_version_7_database_gets_the_history_of_the_files_it_holds(tmp_path):
+    connection = db.connect(str(tmp_path / "v7.sqlite3"))
+    connection.executescript((OLD_SCHEMAS[0].parent / "v7.sql").read_text())
+    fill_every_table(connection)
+    connection.execute("UPDATE files SET yanked = 1, yanked_reason = 'broken'")
+    connection.execute("UPDATE mirrors SET kind = 'cran'")
+
+    db.init_db(connection, SCHEMA.read_text())
+
+    events = connection.execute(
+        "SELECT event, at, package, display_name, filename, yanked, yanked_reason, actor_id"
+        " FROM file_events ORDER BY id"
+    ).fetchall()
+    uploader = connection.execute("SELECT uploader_id FROM files").fetchone()[0]
+    assert [tuple(row) for row in events] == [
+        ("upload", "2026-01-01T00:00:00.000000Z", "x", "X", "x-1.0.tar.gz", 0, None, uploader),
+        ("yank", events[1]["at"], "x", "X", "x-1.0.tar.gz", 1, "broken", None),
+    ]
+    assert events[1]["at"] >= db.now()[:10]  # yanked at the upgrade: when before, none knows
+    listed = connection.execute("SELECT file_id, since, until FROM mirror_listings").fetchall()
+    assert [(row["since"][:10], row["until"]) for row in listed] == [(db.now()[:10], None)]

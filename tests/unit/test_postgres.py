@@ -50,8 +50,8 @@ def lite(tmp_path):
 
 # --- the schema -------------------------------------------------------------------------
 
-# schema-postgres.sql as version 6 had it, the first on PostgreSQL.
-OLD_SCHEMA = Path(__file__).parents[1] / "fixtures" / "schemas" / "postgres-v6.sql"
+# schema-postgres.sql as each older version had it, from 6, the first on PostgreSQL.
+OLD_SCHEMAS = sorted((Path(__file__).parents[1] / "fixtures" / "schemas").glob("postgres-v*.sql"))
 
 # Bookkeeping that SQLite keeps elsewhere: PRAGMA user_version, and files in the data dir.
 POSTGRES_ONLY = {"schema_version", "server_secrets"}
@@ -167,17 +167,44 @@ def test_a_database_at_an_older_version_is_migrated_once(tmp_path, url, monkeypa
         assert db.get_db().execute("SELECT motto FROM channels").fetchall() == []
 
 
-def test_a_version_6_database_migrates_to_the_fresh_schema(tmp_path, pg):
-    old = conftest.STACK.postgres.fresh_database("version_6")
+# A file uploaded and then yanked, before there was a history.
+_OLD_FILE = (
+    "INSERT INTO users (id, name, password_hash, created) VALUES (1, 'a', '', '');"
+    " INSERT INTO channels (id, name, created) VALUES (1, 'c', '2026-01-01T00:00:00.000000Z');"
+    " INSERT INTO packages (id, channel_id, kind, name, display_name)"
+    "  VALUES (1, 1, 'pypi', 'demo', 'Demo');"
+    " INSERT INTO files (package_id, channel_id, kind, version, filename, sha256, size,"
+    "  uploader_id, uploaded, yanked, yanked_reason) VALUES (1, 1, 'pypi', '1.0',"
+    "  'demo-1.0.tar.gz', 'ab', 3, 1, '2026-01-02T00:00:00.000000Z', 1, 'broken')"
+)
+
+
+@pytest.mark.parametrize("old_schema", OLD_SCHEMAS, ids=lambda path: path.stem)
+def test_every_older_database_migrates_to_the_fresh_schema(tmp_path, pg, old_schema):
+    assert len(OLD_SCHEMAS) >= 2, "tests/fixtures/schemas holds every older PostgreSQL schema"
+    old = conftest.STACK.postgres.fresh_database(old_schema.stem.replace("-", "_"))
     with psycopg.connect(old, autocommit=True) as connection:
-        connection.execute(OLD_SCHEMA.read_text())
-        connection.execute("INSERT INTO users (name, password_hash, created) VALUES ('a', '', '')")
+        connection.execute(old_schema.read_text())
+        connection.execute(_OLD_FILE)
 
     migrated = db.open_connection(start(tmp_path, old, "old"))
     try:
         assert postgres_shape(migrated) == postgres_shape(pg)
         assert access_events(migrated) == access_events(pg)
         assert accounts.user_count(migrated) == 1
+        events = migrated.execute(
+            "SELECT event, at, package, filename, yanked, yanked_reason, actor_id"
+            " FROM file_events ORDER BY id"
+        ).fetchall()
+        assert [tuple(row)[:3] for row in events] == [
+            ("upload", "2026-01-02T00:00:00.000000Z", "demo"),
+            ("yank", events[1]["at"], "demo"),
+        ]
+        assert events[1]["at"] > "2026-12"  # the upgrade's time: when it was yanked is unknown
+        assert [tuple(row)[3:] for row in events] == [
+            ("demo-1.0.tar.gz", 0, None, 1),
+            ("demo-1.0.tar.gz", 1, "broken", None),
+        ]
         assert migrated.execute("SELECT version FROM schema_version").fetchone()[0] == (
             migrations.POSTGRES_FIRST + len(migrations.POSTGRES))  # fmt: skip
     finally:
