@@ -1,5 +1,6 @@
 """The ready-to-copy commands the pages show: pip, uv and twine for Python, R and curl for R,
-with this server's URL and the channel filled in. Pure: no Flask, no database.
+with this server's URL and the channel (or its snapshot at an instant) filled in. Pure: no
+Flask, no database.
 
 The token is `<TOKEN>` until there is a real one to show (right after it is made). It goes
 where clients redact it: the Basic password for pip and twine (`__token__:TOKEN`, PyPI's
@@ -8,7 +9,7 @@ convention), the `X-Auth` header for curl, and the path for R, which cannot send
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 PLACEHOLDER = "<TOKEN>"
@@ -24,11 +25,13 @@ class Command:
 
 @dataclass(frozen=True)
 class Channel:
-    """Where a channel's API answers: this server's scheme and host, and the channel's name."""
+    """Where a channel's API answers: this server's scheme and host, the channel's name, and
+    the snapshot's DATE when it is the channel as it was then (repo.snapshots)."""
 
     scheme: str
     host: str
     name: str
+    snapshot: str = ""
 
     @classmethod
     def at(cls, host_url: str, name: str) -> Channel:
@@ -36,15 +39,23 @@ class Channel:
         parts = urlsplit(host_url)
         return cls(parts.scheme, parts.netloc, name)
 
+    def as_of(self, date: str) -> Channel:
+        """The channel's snapshot at `date`, a day or an RFC 3339 instant: read-only."""
+        return replace(self, snapshot=date)
+
+    @property
+    def _path(self) -> str:
+        return f"{self.name}/snapshot/{self.snapshot}" if self.snapshot else self.name
+
     def url(self, path: str = "", token: str | None = None) -> str:
         """The channel's API URL, with `__token__:TOKEN@` in it when a token is given."""
         credentials = f"__token__:{token}@" if token else ""
-        return f"{self.scheme}://{credentials}{self.host}/api/repo/{self.name}{path}"
+        return f"{self.scheme}://{credentials}{self.host}/api/repo/{self._path}{path}"
 
     def cran(self, token: str | None) -> str:
         """The `repos` URL for R: the token rides in the path (`/api/repo/t/TOKEN/...`)."""
         prefix = f"t/{token}/" if token else ""
-        return f"{self.scheme}://{self.host}/api/repo/{prefix}{self.name}/cran"
+        return f"{self.scheme}://{self.host}/api/repo/{prefix}{self._path}/cran"
 
 
 def installs(channel: Channel, kind: str, package: str, token: str = PLACEHOLDER, *,

@@ -1,9 +1,12 @@
-"""A package's page (its metadata, description, install commands and files by version) and
-what a channel's owners may do to a file: yank, unyank or delete it."""
+"""A package's page (its metadata, description, install commands, now and as of its newest
+upload, and files by version) and what a channel's owners may do to a file: yank, unyank or
+delete it."""
 
 from __future__ import annotations
 
+import functools
 import json
+from datetime import datetime
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from markupsafe import Markup
@@ -11,6 +14,7 @@ from markupsafe import Markup
 from .. import files
 from ..db import get_db
 from ..errors import NotFound
+from ..snapshots import instant
 from . import commands, display, readme
 from .session import channel_for, login_required
 
@@ -20,7 +24,8 @@ bp = Blueprint("packages", __name__, url_prefix="/channels/<channel>")
 @bp.get("/<any(pypi, cran):kind>/<name>")
 def show(channel: str, kind: str, name: str):
     """Metadata and description of the newest version; every file with its size, upload and
-    uploader."""
+    uploader; install commands, also through the snapshot at the newest upload (which holds
+    that file, and is in the past)."""
     row, role = channel_for(channel)
     detail = files.package_detail(get_db(), row["id"], kind, name)
     if detail is None:
@@ -31,11 +36,13 @@ def show(channel: str, kind: str, name: str):
     where = commands.Channel.at(request.host_url, channel)
     r_file = f"{package['name']}_{newest['version']}.tar.gz"
     metadata = json.loads(newest["metadata"])
+    pinned = instant.label(datetime.fromisoformat(rows[0]["uploaded"]))
+    install = functools.partial(commands.installs, kind=kind, package=package["display_name"],
+                                public=bool(row["public"]))  # fmt: skip
     return render_template(
         "ui/package.html", channel=row, role=role, package=package, versions=versions,
         newest=newest, metadata=metadata, description=_description(kind, metadata, versions),
-        installs=commands.installs(where, kind, package["display_name"],
-                                    public=bool(row["public"])),
+        installs=install(where), pinned=pinned, pinned_installs=install(where.as_of(pinned)),
         uploads=commands.uploads(where, kind, r_file=r_file),
     )  # fmt: skip
 

@@ -8,10 +8,12 @@ Every main page is saved as a screenshot at desktop and phone widths (browser.sc
 from __future__ import annotations
 
 import re
+import urllib.request
+from urllib.parse import urlsplit
 
 import pytest
 
-from ..unit.builders import r_source
+from ..unit.builders import basic, r_source
 from .browser import DESKTOP, expect, screenshots
 from .live import ADMIN_PASSWORD, run, sandboxed_env, tool, twine_upload
 
@@ -143,6 +145,22 @@ def test_write_token_from_the_ui_uploads_with_twine(alice, site, uploaded):
         f"pip install --index-url http://__token__:<TOKEN>@{site.host}/api/repo/web/simple web-demo"
     )
     screenshots(alice, "package-python")
+
+
+def test_install_as_of_the_newest_upload_lists_the_package(alice, site, uploaded, write_token):
+    alice.goto("/channels/web/pypi/web-demo")
+    block = alice.get_by_role("region", name="Install as of the newest upload")
+    expect(block).to_contain_text("/api/repo/web/snapshot/")
+    block.get_by_role("button", name="Copy install with pip").click()
+    copied = alice.evaluate("navigator.clipboard.readText()")
+    index = urlsplit(re.fullmatch(r"pip install --index-url (\S+) web-demo", copied)[1])
+    assert index.netloc == f"__token__:<TOKEN>@{site.host}", copied
+    # What pip sends for the credentials in the URL, with a real token in place of <TOKEN>.
+    request = urllib.request.Request(f"{site.url}{index.path}/web-demo/",
+                                     headers=basic("__token__", write_token))  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        listed = response.read().decode()
+    assert all(path.name in listed for path in uploaded), listed
 
 
 def test_copy_button_copies_the_token(alice, channels):
