@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from . import accounts, config, create_app, files, maintenance
+from .api import shapes
 from .blobs import BlobStore
 from .db import close_db, get_db
 from .errors import Conflict, Invalid, NotFound, RepoError
@@ -26,6 +27,7 @@ from .mirror import pypi as mirror_pypi
 from .remote import account, commands
 from .remote.client import exit_code
 from .remote.target import Verbs, Where
+from .snapshots import history as file_history
 
 _GIVEN = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
 
@@ -90,6 +92,10 @@ class _Local:
     def set_yanked(self, channel: str, filename: str, yanked: bool,
                    reason: str | None) -> None:  # fmt: skip
         files.set_yanked(self.db, _channel(self.db, channel)["id"], filename, yanked, reason)
+
+    def history(self, channel: str, limit: int | None) -> list[dict]:
+        rows = file_history.of_channel(self.db, _channel(self.db, channel)["id"], limit)
+        return [shapes.event(row) for row in rows]
 
 
 def _channel(db, name: str):
@@ -193,6 +199,24 @@ def channel_grant(obj: _Context, channel_name: str, user_name: str, role: str) -
     """Give a user a role in a channel."""
     obj.verbs().grant(channel_name, user_name, role)
     click.echo(f"User '{user_name}' is now {role} in channel '{channel_name}'")
+
+
+@channel.command("history")
+@click.argument("channel_name", metavar="CHANNEL")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Only the newest N events.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_obj
+def channel_history(obj: _Context, channel_name: str, limit: int | None, as_json: bool) -> None:
+    """List a channel's uploads, yanks, unyanks and deletes, oldest first, with their times
+    (each one a snapshot DATE that shows the channel just after it) and who made them."""
+    events = obj.verbs().history(channel_name, limit)
+    if as_json:
+        click.echo(json.dumps(events, indent=2))
+        return
+    for event in events:
+        click.echo(f"{event['at']}  {event['event']:<6} {event['family']:<6}"
+                   f" {event['package']:<24} {event['version']:<12} {event['filename']:<48}"
+                   f" {event['actor'] or '-'}")  # fmt: skip
 
 
 @cli.group()

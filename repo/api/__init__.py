@@ -10,6 +10,16 @@ from . import routing
 
 def init_app(app: Flask) -> None:
     """Register the API's blueprint, with every resource's routes on it."""
-    from . import account, channels, discovery, members, mirrors, packages, tokens, users  # noqa: F401
+    from . import (  # noqa: F401
+        account,
+        channels,
+        discovery,
+        history,
+        members,
+        mirrors,
+        packages,
+        tokens,
+        users,
+    )
 
     app.register_blueprint(routing.bp, url_prefix="/api")

@@ -10,6 +10,7 @@ from jsonschema import Draft202012Validator
 
 from ..accounts import CHANNEL_SCOPES, DESCRIPTION_LIMIT, LABEL_LIMIT, ROLES, SCOPES
 from ..mirror.settings import KINDS, MODES
+from ..snapshots.history import EVENTS
 
 Schema = dict[str, Any]
 REF = "#/components/schemas/"
@@ -19,6 +20,8 @@ MAYBE_TIME = {"type": ["string", "null"], "format": "date-time"}
 MAYBE_STRING = {"type": ["string", "null"]}
 DURATION = {"type": "string", "pattern": r"^\d{1,6}[dhms]$", "examples": ["30d", "12h"]}
 FAMILIES = ("python", "cran")
+FILE_KINDS = ("bdist_wheel", "sdist", "source", "binary")
+SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 
 
 def ref(name: str) -> Schema:
@@ -47,10 +50,9 @@ _TOKEN = answer(
     expires=MAYBE_TIME, revoked=MAYBE_TIME,
 )  # fmt: skip
 _FILE = answer(
-    filename=STRING, family={"enum": list(FAMILIES)},
-    kind={"enum": ["bdist_wheel", "sdist", "source", "binary"]}, name=STRING, version=STRING,
-    sha256={"type": "string", "pattern": "^[0-9a-f]{64}$"}, size={"type": "integer"},
-    uploaded=TIME, subdir=STRING, yanked={"type": "boolean"}, yanked_reason=MAYBE_STRING,
+    filename=STRING, family={"enum": list(FAMILIES)}, kind={"enum": list(FILE_KINDS)},
+    name=STRING, version=STRING, sha256=SHA256, size={"type": "integer"}, uploaded=TIME,
+    subdir=STRING, yanked={"type": "boolean"}, yanked_reason=MAYBE_STRING,
     requires_python=MAYBE_STRING,
 )  # fmt: skip
 _PACKAGE = {
@@ -66,6 +68,14 @@ _MIRROR = answer(
     last_success=MAYBE_TIME, last_error=MAYBE_STRING, last_error_at=MAYBE_TIME,
     last_sync=MAYBE_TIME, sync_result=MAYBE_STRING,
     cached_projects={"type": "integer"}, cached_bytes={"type": "integer"},
+)  # fmt: skip
+# A change to a channel's file, with the file as it was; yanked_reason only on a yank, actor
+# null when not known (the console, a user since removed, a yank from before the history).
+_EVENT = answer(
+    at=TIME, event={"enum": list(EVENTS)}, family={"enum": list(FAMILIES)},
+    kind={"enum": list(FILE_KINDS)}, package=STRING, version=STRING, filename=STRING,
+    subdir=STRING, sha256=SHA256, size={"type": "integer"}, yanked_reason=MAYBE_STRING,
+    actor=MAYBE_STRING,
 )  # fmt: skip
 _NAME = {"type": "string", "minLength": 1, "maxLength": 63}
 _PRIVACY = {"enum": ["public", "private"]}
@@ -102,6 +112,8 @@ RESPONSES: dict[str, Schema] = {
     "Package": answer(**_PACKAGE),
     "PackageList": listing("Package"),
     "PackageDetail": answer(**_PACKAGE, files={"type": "array", "items": ref("File")}),
+    "Event": _EVENT,
+    "EventList": listing("Event"),
     "Mirror": _MIRROR,
     "MirrorList": listing("Mirror"),
     "Refresh": answer(stale_pages={"type": "integer"}),

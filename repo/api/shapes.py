@@ -45,14 +45,17 @@ def channel(row, role: str | None) -> dict:
     }
 
 
+def _file_kind(row: Row) -> str:
+    """bdist_wheel or sdist for Python, source or binary (by its tree) for R."""
+    if row["kind"] == "pypi":
+        return filetype_for(row["filename"])
+    return "source" if row["subdir"] == SOURCE_TREE else "binary"
+
+
 def file(row: Row, name: str) -> dict:
     """A file row of its package `name` (the display name)."""
-    if row["kind"] == "pypi":
-        kind = filetype_for(row["filename"])
-    else:
-        kind = "source" if row["subdir"] == SOURCE_TREE else "binary"
     return {
-        "filename": row["filename"], "family": FAMILY[row["kind"]], "kind": kind,
+        "filename": row["filename"], "family": FAMILY[row["kind"]], "kind": _file_kind(row),
         "name": name, "version": row["version"], "sha256": row["sha256"],
         "size": row["size"], "uploaded": row["uploaded"], "subdir": row["subdir"],
         "yanked": bool(row["yanked"]), "yanked_reason": row["yanked_reason"],
@@ -65,6 +68,20 @@ def stored_file(channel_row, stored: files.Stored) -> dict:
     rows = files.named(get_db(), channel_row["id"], stored.filename)
     [row] = [row for row in rows if (row["kind"], row["subdir"]) == (stored.kind, stored.subdir)]
     return file(row, row["display_name"])
+
+
+def event(row: Row) -> dict:
+    """A row of repo.snapshots.history.of_channel: the file as the event left it (as it was,
+    for a delete). `yanked_reason` only on a yank: a delete's row keeps the reason of an
+    earlier yank, which is not the delete's."""
+    return {
+        "at": row["at"], "event": row["event"], "family": FAMILY[row["kind"]],
+        "kind": _file_kind(row), "package": row["display_name"], "version": row["version"],
+        "filename": row["filename"], "subdir": row["subdir"], "sha256": row["sha256"],
+        "size": row["size"],
+        "yanked_reason": row["yanked_reason"] if row["event"] == "yank" else None,
+        "actor": row["actor"],
+    }  # fmt: skip
 
 
 def package(row: dict) -> dict:

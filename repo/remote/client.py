@@ -4,6 +4,7 @@ exit code follows) and the server's problem+json `detail` (which goes to stderr)
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -67,10 +68,21 @@ class Api:
 
     def items(self, path: str, params: dict | None = None) -> list[dict]:
         """Every item of a `{"total_count", "items"}` list, page by page."""
-        items: list[dict] = []
-        while True:
-            page = self.call("GET", path, params={**(params or {}), "offset": len(items),
-                                                  "limit": PAGE_SIZE})  # fmt: skip
-            items += page["items"]
-            if not page["items"] or len(items) >= page["total_count"]:
-                return items
+        return [item for page in self._pages(path, params) for item in page]
+
+    def newest(self, path: str, count: int | None = None) -> list[dict]:
+        """The newest `count` items (every one, without) of a list paged back from its newest,
+        as a channel's history is, oldest first as each of its pages is."""
+        return [item for page in reversed(list(self._pages(path, None, count))) for item in page]
+
+    def _pages(self, path: str, params: dict | None, count: int | None = None) -> Iterator[list]:
+        """The items of each page in turn, until the list or `count` items are had."""
+        had = 0
+        while count is None or had < count:
+            limit = PAGE_SIZE if count is None else min(PAGE_SIZE, count - had)
+            page = self.call("GET", path, params={**(params or {}), "offset": had,
+                                                  "limit": limit})  # fmt: skip
+            yield page["items"]
+            had += len(page["items"])
+            if not page["items"] or had >= page["total_count"]:
+                return

@@ -50,6 +50,8 @@ class Verbs(Protocol):
     def set_yanked(self, channel: str, filename: str, yanked: bool,
                    reason: str | None) -> None: ...  # fmt: skip
 
+    def history(self, channel: str, limit: int | None) -> list[dict]: ...
+
 
 class Where:
     """The root options of one `repo` command, and the rule applied to them."""
@@ -151,6 +153,9 @@ class Remote:
                    reason: str | None) -> None:  # fmt: skip
         body = {"yanked": True, "yanked_reason": reason or ""} if yanked else {"yanked": False}
         self.api.call("PATCH", api_path("channels", channel, "files", filename), json=body)
+
+    def history(self, channel: str, limit: int | None) -> list[dict]:
+        return self.api.newest(api_path("channels", channel, "history"), limit)
 
 
 def store_for(config: Config, login: Login | None) -> SecretStore:

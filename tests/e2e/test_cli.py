@@ -8,7 +8,11 @@ import subprocess
 
 import pytest
 
+from repo import accounts, create_app, files
+from repo.db import get_db
+
 from .. import conftest
+from ..unit.builders import WHEEL_NAME, token_auth, twine_form
 from .live import ADMIN_PASSWORD, LiveServer, tool
 
 
@@ -81,6 +85,8 @@ def test_token_revoke_marks_the_token(data_dir):
         (["token", "create", "alice", "--expires-in", "soon"], "Invalid duration 'soon'"),
         (["token", "revoke", "99"], "Token 99 not found"),
         (["yank", "dev", "nope-1.0.tar.gz"], "File 'nope-1.0.tar.gz' not found"),
+        (["channel", "history", "nope"], "Channel 'nope' not found"),
+        (["channel", "history", "dev", "--limit", "0"], "Invalid value for '--limit'"),
     ],
 )
 def test_errors_go_to_stderr_with_nonzero_exit(data_dir, args, message):
@@ -88,6 +94,39 @@ def test_errors_go_to_stderr_with_nonzero_exit(data_dir, args, message):
     assert result.returncode != 0
     assert message in result.stderr
     assert result.stdout == ""
+
+
+def test_channel_history_lists_each_change_oldest_first(data_dir):
+    """alice's upload (in-process, as the server makes it), a yank with `repo yank` and a
+    delete from the console (which has no command for it, nor a user to name)."""
+    secret = repo(data_dir, "token", "create", "alice", "--channel", "dev", "--scope", "write")
+    app = create_app({"DATA_DIR": str(data_dir)})
+    uploaded = app.test_client().post("/api/repo/dev", data=twine_form(),
+                                      headers=token_auth(secret.stdout.strip()))  # fmt: skip
+    assert uploaded.status_code == 200, uploaded.status
+    assert repo(data_dir, "yank", "dev", WHEEL_NAME, "--reason", "broken").returncode == 0
+    with app.app_context():
+        db = get_db()
+        channel_id = accounts.find_channel(db, "dev")["id"]
+        files.delete_file(db, channel_id, files.named(db, channel_id, WHEEL_NAME)[0]["id"])
+
+    table = repo(data_dir, "channel", "history", "dev")
+    events = json.loads(repo(data_dir, "channel", "history", "dev", "--json").stdout)
+
+    assert table.returncode == 0, table.stderr
+    file = ["python", "Demo.Pkg", "1.0", WHEEL_NAME]
+    assert [line.split() for line in table.stdout.splitlines()] == [
+        [events[0]["at"], "upload", *file, "alice"],
+        [events[1]["at"], "yank", *file, "-"],
+        [events[2]["at"], "delete", *file, "-"],
+    ]
+    assert [(e["event"], e["kind"], e["actor"], e["yanked_reason"]) for e in events] == [
+        ("upload", "bdist_wheel", "alice", None), ("yank", "bdist_wheel", None, "broken"),
+        ("delete", "bdist_wheel", None, None),
+    ]  # fmt: skip
+    assert events[0]["at"] < events[1]["at"] < events[2]["at"]
+    newest = repo(data_dir, "channel", "history", "dev", "--limit", "1", "--json")
+    assert json.loads(newest.stdout) == events[2:]
 
 
 def test_first_start_creates_admin_once(tmp_path):

@@ -223,6 +223,35 @@ def test_package_list_and_yank(alice, live_server, uploaded):
     assert yanked()[0] is False
 
 
+def test_channel_history_is_the_same_remotely_and_locally(alice, live_server, uploaded, dists):
+    wheel = dists.build("history-demo", "1.0")[0]
+    alice.ok("upload", "-c", "ml", str(wheel))
+    alice.ok("yank", "ml", wheel.name, "--reason", "broken")
+    token = alice.secret(live_server.url, "alice")
+    delete = urllib.request.Request(f"{live_server.url}/api/channels/ml/files/{wheel.name}",
+                                    method="DELETE",
+                                    headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    with urllib.request.urlopen(delete, timeout=10) as response:
+        assert response.status == 204
+
+    newest = json.loads(alice.ok("channel", "history", "ml", "--limit", "3", "--json"))
+    table = alice.ok("channel", "history", "ml", "--limit", "3")
+
+    assert [(e["event"], e["filename"], e["actor"], e["yanked_reason"]) for e in newest] == [
+        ("upload", wheel.name, "alice", None), ("yank", wheel.name, "alice", "broken"),
+        ("delete", wheel.name, "alice", None),
+    ]  # fmt: skip
+    file = ["python", newest[0]["package"], "1.0", wheel.name, "alice"]
+    assert [line.split() for line in table.splitlines()] == [
+        [event["at"], event["event"], *file] for event in newest
+    ]
+    whole = json.loads(alice.ok("channel", "history", "ml", "--json"))
+    assert whole == json.loads(live_server.cli("channel", "history", "ml", "--json"))
+    assert whole[-3:] == newest and len(whole) > 3
+    local = live_server.cli("channel", "history", "ml")
+    assert alice.ok("channel", "history", "ml").strip() == local
+
+
 def test_remote_token_list_json_is_the_local_one(alice, live_server, read_token):
     remote = json.loads(alice.ok("token", "list", "--json"))
     local = json.loads(live_server.cli("token", "list", "alice", "--json"))

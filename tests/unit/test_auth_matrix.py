@@ -66,7 +66,7 @@ from werkzeug.test import TestResponse
 from repo import accounts, tokens
 from repo.api.routing import ROUTES
 from repo.cran import paths
-from repo.db import get_db
+from repo.db import get_db, now
 from repo.mirror import settings
 from repo.pypi import fastpath
 
@@ -92,6 +92,7 @@ SHA256 = hashlib.sha256(wheel()).hexdigest()
 JSON = "application/vnd.pypi.simple.v1%2Bjson"  # PEP 691's `?format=`, its '+' encoded
 EVERY, FEW = "every header form", "one header form"
 
+SNAPSHOT = "/snapshot/{at}"
 # name: (path below the channel, status when the caller may read, header forms asked in)
 READS = {
     "simple-root": ("/simple/", 200, EVERY),
@@ -116,6 +117,13 @@ READS = {
     "cran-linux-binary": (
         "/cran/bin/linux/noble-x86_64/contrib/4.4/abc_2.1_R_x86_64-pc-linux-gnu.tar.gz", 200, FEW
     ),
+    # A dated snapshot at World.at, after the module's set-up uploads (AT stands for it).
+    "snapshot-simple-root": (SNAPSHOT + "/simple/", 200, EVERY),
+    "snapshot-project-page": (SNAPSHOT + "/simple/demo-pkg/", 200, EVERY),
+    "snapshot-file": (SNAPSHOT + f"/files/{SHA256}/{WHEEL_NAME}", 200, EVERY),
+    "snapshot-file-metadata": (SNAPSHOT + f"/files/{SHA256}/{WHEEL_NAME}.metadata", 200, FEW),
+    "snapshot-cran-packages": (SNAPSHOT + "/cran/src/contrib/PACKAGES", 200, EVERY),
+    "snapshot-cran-source": (SNAPSHOT + f"/cran/src/contrib/{R_SOURCE_NAME}", 200, FEW),
 }  # fmt: skip
 # name: (path below the channel, what is uploaded, header forms asked in)
 UPLOADS = {"upload": ("/", "wheel", EVERY), "upload-no-slash": ("", "wheel", EVERY),
@@ -264,6 +272,7 @@ class World:
     visitors: dict[str, Visitor]
     sample: dict[str, object] = field(default_factory=dict)
     counter: Iterator[int] = field(default_factory=itertools.count)
+    at: str = ""  # an instant after the set-up's uploads, for the snapshot routes
 
     @property
     def tmp(self) -> Path:
@@ -319,6 +328,7 @@ def world(tmp_path_factory):
             assert made.visitors[role].login(name).status_code == 303
         made.sample = {"channel": "priv", "file_id": _target_file(made, "priv"),
                        "token_id": throwaway_token, "user": "bob"}  # fmt: skip
+        made.at = now()
         yield made
 
 
@@ -396,6 +406,7 @@ def _read(world: World, route: str, credential: str, form: str, channel: str) ->
     matters: a simple page is then in the page cache, and what the owner got is what an
     allowed caller must get."""
     tail, ok, _ = READS[route]
+    tail = tail.format(at=world.at) if tail.startswith(SNAPSHOT) else tail
     status = expected(credential, channel, "read")
     if status == 200 or (channel != "nope" and tail.startswith("/simple/")):
         owner = world.as_owner("GET", channel, tail)
@@ -497,6 +508,10 @@ def _forms_of(rule: str) -> set[str]:
     return {*HEADER_FORMS, "header"}
 
 
+# Views that read no credential: an upload to a snapshot is 405 for anyone (test_snapshots.py).
+CREDENTIAL_FREE = {"read_only"}
+
+
 def test_every_api_rule_is_asked_in_every_form_of_credential_it_takes(world):
     adapter = world.app.url_map.bind("localhost")
     asked = defaultdict(set)
@@ -510,7 +525,9 @@ def test_every_api_rule_is_asked_in_every_form_of_credential_it_takes(world):
     rules = {
         (rule.endpoint, rule.rule, method): _forms_of(rule.rule)
         for rule in world.app.url_map.iter_rules()
-        if rule.rule.startswith("/api/") and not rule.endpoint.startswith(JSON_API)
+        if rule.rule.startswith("/api/")
+        and not rule.endpoint.startswith(JSON_API)
+        and rule.endpoint.rsplit(".", 1)[1] not in CREDENTIAL_FREE
         for method in rule.methods - {"OPTIONS"}
     }
 

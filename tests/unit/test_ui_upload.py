@@ -165,7 +165,8 @@ def test_the_same_origin_browser_request_is_accepted(alice):
 # exist there or not (the answer only has to be the anonymous caller's).
 SAMPLE = {"channel": "ch", "token": "rp-not-a-token", "name": "demo-pkg", "project": "demo-pkg",
           "user": "alice", "filename": WHEEL_NAME, "family": "python", "kind": "pypi",
-          "token_id": 1, "sha256": "0" * 64, "path": "src/contrib/PACKAGES"}  # fmt: skip
+          "token_id": 1, "sha256": "0" * 64, "path": "src/contrib/PACKAGES",
+          "date": "2026-01-01"}  # fmt: skip
 
 
 def _api_requests(app) -> list[tuple[str, str]]:
