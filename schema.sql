@@ -277,7 +277,9 @@ CREATE TABLE IF NOT EXISTS file_events (
     metadata_sha256 TEXT,
     metadata        TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS file_events_channel ON file_events(channel_id, kind, package, at);
+CREATE INDEX IF NOT EXISTS file_events_package ON file_events(channel_id, kind, package, at);
+CREATE INDEX IF NOT EXISTS file_events_file ON file_events(channel_id, filename);
+CREATE INDEX IF NOT EXISTS file_events_at ON file_events(channel_id, at);
 CREATE INDEX IF NOT EXISTS file_events_sha256 ON file_events(sha256);
 
 -- When a CRAN-like upstream's index listed a file: from the fetch that first showed it to the

@@ -256,7 +256,9 @@ CREATE TABLE file_events (
     metadata_sha256 TEXT,
     metadata        TEXT NOT NULL
 );
-CREATE INDEX file_events_channel ON file_events(channel_id, kind, package, at);
+CREATE INDEX file_events_package ON file_events(channel_id, kind, package, at);
+CREATE INDEX file_events_file ON file_events(channel_id, filename);
+CREATE INDEX file_events_at ON file_events(channel_id, at);
 CREATE INDEX file_events_sha256 ON file_events(sha256);
 CREATE TABLE mirror_listings (
     file_id INTEGER NOT NULL REFERENCES mirror_files(id) ON DELETE CASCADE,
