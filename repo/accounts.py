@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from werkzeug.security import generate_password_hash
 
-from . import access, sessions, tokens
+from . import sessions, tokens
 from .access import AccessCache
 from .db import Connection, IntegrityError, OperationalError, Row, now, transaction
 from .errors import Conflict, Invalid, NotFound, disk_full
@@ -550,7 +550,7 @@ def check_token_for_channel(
     if not tokens.well_formed(secret):
         raise TokenRefused("Invalid token")
     digest = tokens.digest(secret)
-    current = access.generation(db) if cache is not None else 0
+    current = cache.generation(db) if cache is not None else 0
     kept = cache.get(current, digest, name) if cache is not None else None
     if kept is None:
         row = db.execute(

@@ -9,12 +9,13 @@ import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from repo import accounts, create_app, db, files, migrations, postgres
+from repo import access, accounts, create_app, db, files, migrations, postgres
 from repo.errors import disk_full
 
 from .. import conftest
@@ -515,3 +516,76 @@ def test_a_copy_goes_only_into_an_empty_database_and_a_new_file(pg, lite, tmp_pa
         db.copy_from_sqlite(pg, tmp_path / "copy.sqlite3")
     with pytest.raises(FileExistsError):
         db.copy_to_sqlite(pg, tmp_path / "copy.sqlite3")
+
+
+# --- the access generation, read once for the requests that come while it is read ------------
+
+
+def generation_reads(connections) -> list[str]:
+    """The reads of the access generation `connections` make from now on, as they begin."""
+    reads: list[str] = []
+    for connection in connections:
+        connection.set_trace_callback(lambda sql: "access_generation" in sql and reads.append(sql))
+    return reads
+
+
+@contextmanager
+def locked(url: str):
+    """The access generation's table locked against reads until the holder rolls back, as it
+    also does on the way out, so that no read is left waiting."""
+    with psycopg.connect(url) as holder:
+        holder.execute("LOCK TABLE access_generation IN ACCESS EXCLUSIVE MODE")
+        try:
+            yield holder
+        finally:
+            holder.rollback()
+
+
+def until(check, what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def test_requests_that_come_while_the_generation_is_read_share_the_next_read(tmp_path, url):
+    app = start(tmp_path, url)
+    connections = [db.open_connection(app) for _ in range(5)]
+    reads = generation_reads(connections)
+    cache = access.AccessCache()
+    with ThreadPoolExecutor(5) as pool, locked(url) as holder:
+        first = pool.submit(cache.generation, connections[0])
+        until(lambda: len(reads) == 1, "the first read began (and waits for the lock)")
+        later = [pool.submit(cache.generation, connection) for connection in connections[1:]]
+        time.sleep(0.3)
+        waited = len(reads)
+        holder.rollback()
+        answers = [first.result(10)] + [future.result(10) for future in later]
+    assert waited == 1  # the later ones waited for the first to end...
+    assert len(reads) == 2  # ...and then share one read, begun after they came
+    assert len(set(answers)) == 1
+    for connection in connections:
+        connection.close()
+
+
+def test_a_request_never_takes_the_answer_of_a_read_that_began_before_it(tmp_path, url):
+    app = start(tmp_path, url)
+    early, late = db.open_connection(app), db.open_connection(app)
+    reads = generation_reads([early, late])
+    cache = access.AccessCache()
+    # The early read's snapshot is taken now, before the change below.
+    early.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    early.execute("SELECT 1")
+    before = access.generation(late)
+    with psycopg.connect(url, autocommit=True) as other:
+        other.execute("UPDATE access_generation SET generation = generation + 1")
+    with ThreadPoolExecutor(2) as pool, locked(url) as holder:
+        old = pool.submit(cache.generation, early)
+        until(lambda: len(reads) == 2, "the early read began (and waits for the lock)")
+        new = pool.submit(cache.generation, late)
+        holder.rollback()
+        assert old.result(10) == before
+        assert new.result(10) == before + 1  # a read of its own, after the early one
+    early.rollback()
+    early.close()
+    late.close()
