@@ -4,9 +4,12 @@ DATE's instant (repo.snapshots.instant). Read-only: an upload to a snapshot is 4
 
 Pages are rendered from the history (view.py) and, on a mirror channel, the upstream's side
 (mirrored.py); their ETag is their content's hash, so it is strong and the same on every
-server. Once the instant is SETTLED in the past, what a channel held then cannot change: a
-side without an upstream is then served as immutable. A mirrored side revalidates, as its pages
-may still gain a project fetched on demand or lose a file the upstream is down for.
+server. Once the instant is SETTLED in the past, what a channel held then cannot change, and
+its pages are served as immutable: those of the channel's own files, a mirror's project page
+rendered from a fresh answer of the upstream, and a mirror's R indexes (what the upstream listed
+at an instant past is history). What may still change revalidates: a mirror's root (it gains
+every project fetched on demand), and a project page answered while the upstream was slow or
+down, which lists only the files held here.
 """
 
 from __future__ import annotations
@@ -41,10 +44,10 @@ def _instant(date: str) -> datetime:
     return instant.parse(date, datetime.now(UTC))
 
 
-def _cache_control(channel: Row, at: datetime, upstream: bool, changing: str) -> str:
-    """Immutable once settled, for a side without an upstream; else `changing`, the live
-    pages' own. A private channel's stays out of shared caches."""
-    if upstream or at > datetime.now(UTC) - SETTLED:
+def _cache_control(channel: Row, at: datetime, partial: bool, changing: str) -> str:
+    """Immutable once settled, unless the answer is `partial` (see the module's docstring);
+    else `changing`, the live pages' own. A private channel's stays out of shared caches."""
+    if partial or at > datetime.now(UTC) - SETTLED:
         return changing
     return f"{'public' if channel['public'] else 'private'}, {IMMUTABLE}"
 
@@ -107,8 +110,9 @@ def project_page(channel: str, date: str, project: str):
 
     key = ("snapshot", target["id"], target["revision"], state.token, moment, content_type,
            normalized)  # fmt: skip
-    response = _page(key, render, content_type, _cache_control(
-        target, at, state.mirror_id is not None, pypi_routes.INDEX_CACHE))  # fmt: skip
+    partial = state.mirror_id is not None and (state.held_only or state.cache is not None)
+    response = _page(key, render, content_type,
+                     _cache_control(target, at, partial, pypi_routes.INDEX_CACHE))  # fmt: skip
     if state.cache:
         response.headers["X-Repo-Cache"] = state.cache
     return response
@@ -175,7 +179,7 @@ def _index(channel: Row, at: datetime, wanted: paths.CranPath) -> Response:
 
         location, etag = cache.index_set(db, directory / wanted.subdir, wanted.subdir,
                                          wanted.index, rows, upstream)  # fmt: skip
-    cache_control = _cache_control(channel, at, upstream is not None, cran_routes.INDEX_CACHE)
+    cache_control = _cache_control(channel, at, False, cran_routes.INDEX_CACHE)
     return cran_routes.send_index(location, etag, cache_control, wanted.index)
 
 

@@ -233,6 +233,10 @@ def test_a_pypi_mirror_snapshot_goes_by_upstream_upload_time(server, fake_pypi, 
         assert installed_version(tmp_path / installer, "mirrorold") == "1.0", installer
     assert fake_pypi.log.count("/simple/mirrorold/*") >= 1
     assert fake_pypi.log.count("*mirrorold-1.0*", server="files") >= 1
+    # Rendered from the upstream's fresh answer, the page of an instant past never changes.
+    status, headers, _ = fetch(f"{snapshot}mirrornew/")
+    assert status == 200
+    assert headers["Cache-Control"] == "public, max-age=31536000, immutable"
 
 
 def test_a_cran_mirror_snapshot_lists_the_upstream_index_it_saw_then(server, r_built, tmp_path):
@@ -258,5 +262,11 @@ def test_a_cran_mirror_snapshot_lists_the_upstream_index_it_saw_then(server, r_b
         assert upstream.log.count("/src/contrib/Archive/abc/abc_2.0.tar.gz") == 1
         status, output = r_install(live, tmp_path / "now")
         assert "RESULT: 2.1" in output, output
+        # What upstream listed at an instant long past is history: immutable. A recent
+        # instant's index revalidates, as a change could still be committed with its time.
+        old = fetch(f"{server.url}/api/repo/rmirror/snapshot/2026-01-01/cran/src/contrib/PACKAGES")
+        assert old[1]["Cache-Control"] == "public, max-age=31536000, immutable"
+        recent = fetch(f"{server.url}/api/repo/rmirror/snapshot/{seen}/cran/src/contrib/PACKAGES")
+        assert recent[1]["Cache-Control"] == "private, no-cache"
     finally:
         upstream.stop()
