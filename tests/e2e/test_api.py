@@ -234,6 +234,8 @@ def _files(api: Api, manage: str, dists) -> None:
     api("PATCH", "/api/channels/dev/files/nothing.whl", 404, token=manage, json={"yanked": True})
     api("DELETE", url, 204, token=manage)
     api("DELETE", url, 404, token=manage)
+    events = api("GET", "/api/channels/dev/history", 200, token=manage).json()["items"]
+    assert [event["event"] for event in events][-2:] == ["yank", "delete"]
 
 
 def _mirrors(api: Api, manage: str) -> None:
