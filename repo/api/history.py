@@ -7,7 +7,7 @@ from ..db import get_db
 from ..snapshots import history
 from . import shapes
 from .channels import CHANNEL
-from .routing import endpoint, page
+from .routing import bounds, endpoint
 
 
 @endpoint("GET", f"{CHANNEL}/history", "A channel's uploads, yanks, unyanks and deletes, oldest"
@@ -16,6 +16,9 @@ from .routing import endpoint, page
           answers={200: "EventList"})  # fmt: skip
 def events(channel):
     # Paged newest first, so that ?limit= alone answers the latest events, as a log's tail;
-    # each page is then turned back to read oldest first, as the history is told.
-    newest_first = page(history.of_channel(get_db(), channel["id"])[::-1])
-    return {**newest_first, "items": [shapes.event(row) for row in newest_first["items"][::-1]]}
+    # each page reads oldest first, as the history is told. Only the page is read.
+    offset, limit = bounds()
+    db = get_db()
+    rows = history.of_channel(db, channel["id"], limit, offset)
+    return {"total_count": history.count(db, channel["id"]),
+            "items": [shapes.event(row) for row in rows]}  # fmt: skip

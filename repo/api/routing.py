@@ -152,7 +152,12 @@ def _bounded(name: str) -> int:
     return int(text)
 
 
+def bounds() -> tuple[int, int]:
+    """The `?offset=&limit=` a list is asked for, checked against their schemas."""
+    return _bounded("offset"), _bounded("limit")
+
+
 def page(items: list) -> dict:
     """`{"total_count", "items"}`, the slice `?offset=&limit=` asks for."""
-    offset, limit = _bounded("offset"), _bounded("limit")
+    offset, limit = bounds()
     return {"total_count": len(items), "items": items[offset : offset + limit]}

@@ -33,12 +33,14 @@ def record(db: Connection, event: str, at: str, actor_id: int | None, **where: o
     db.execute(_RECORD + condition, (at, event, actor_id, *where.values()))
 
 
-def of_channel(db: Connection, channel_id: int, limit: int | None = None) -> list[Row]:
-    """The channel's events, oldest first (only the newest `limit`, if given), each with the
-    name of whoever did it (`actor`: NULL for the console, or a user since removed)."""
+def of_channel(db: Connection, channel_id: int, limit: int | None = None,
+               offset: int = 0) -> list[Row]:  # fmt: skip
+    """The channel's events, oldest first: all of them, or the `limit` newest after skipping
+    the `offset` newest; each with the name of whoever did it (`actor`: NULL for the console,
+    or a user since removed)."""
     newest = " ORDER BY at DESC, file_events.id DESC"
     if limit is not None:
-        newest += f" LIMIT {int(limit)}"
+        newest += f" LIMIT {int(limit)} OFFSET {int(offset)}"
     return db.execute(
         "SELECT * FROM (SELECT file_events.id, at, event, kind, package, display_name, version,"
         " subdir, filename, sha256, size, yanked_reason, users.name AS actor FROM file_events"
@@ -46,6 +48,13 @@ def of_channel(db: Connection, channel_id: int, limit: int | None = None) -> lis
         f"{newest}) AS events ORDER BY at, id",
         (channel_id,),
     ).fetchall()
+
+
+def count(db: Connection, channel_id: int) -> int:
+    """How many events the channel's history holds."""
+    return db.execute(
+        "SELECT count(*) FROM file_events WHERE channel_id = ?", (channel_id,)
+    ).fetchone()[0]
 
 
 def record_listings(db: Connection, mirror_id: int, subdir: str, at: str) -> None:
