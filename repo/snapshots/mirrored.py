@@ -60,8 +60,7 @@ class ContribAt(Contrib):
         moment = instant.stored(self.at)
         entries = []
         for row in self._shown_rows(db, "project, fields", subdir, _LISTED_AT, (moment, moment)):
-            if row["project"] in self.private and not _merged(db, self.mirror.channel_id, "cran",
-                                                              row["project"]):  # fmt: skip
+            if self._held_then(db, row["project"]):
                 continue
             fields = json.loads(row["fields"])
             entries.append(index.Entry(fields, fields.get("File")))
@@ -76,4 +75,9 @@ class ContribAt(Contrib):
             db, "project, version, filename, size, upload_time", SOURCE_DIR,
             f"NOT {_LISTED_AT} AND {settings.UPLOADED_BY}", (moment, moment, self.at.timestamp()),
         )  # fmt: skip
-        return self.archive_of([row for row in rows if row["project"] not in self.private])
+        return self.archive_of([row for row in rows if not self._held_then(db, row["project"])])
+
+    def _held_then(self, db: Connection, project: str) -> bool:
+        """Whether the channel's own files of `project` at the instant keep upstream's out."""
+        return project in self.private and not _merged(db, self.mirror.channel_id, "cran",
+                                                       project)  # fmt: skip
